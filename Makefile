@@ -1,0 +1,44 @@
+# The FedCloud appliance: every task starts here. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+export IMAGE_TAG ?= $(shell cat VERSION)
+IMAGES := democloud
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: help install lint images base-image test demo demo-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --target .tools/lib uv
+	mkdir -p .tools/bin && ln -sf ../lib/bin/uv .tools/bin/uv
+
+install: $(UV) ## install every package and tool from uv.lock into .venv
+	$(UV) sync --all-packages --locked --quiet
+
+lint: install ## ruff over the whole tree
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+
+base-image: ## make debian:bookworm-slim available (pull, or debootstrap offline)
+	tools/ensure-base-image
+
+images: install base-image ## build every container image
+	@for image in $(IMAGES); do tools/build-image $$image; done
+
+test: lint images ## run every test, unit and end-to-end
+	@$(UV) run --no-sync pytest || { rc=$$?; \
+	    [[ $$rc -ne 5 ]] || echo "make test: pytest collected no tests" >&2; exit $$rc; }
+
+demo: images ## start the demo and print how to reach it
+	tools/demo up
+
+demo-down: ## stop the demo and remove its volumes
+	tools/demo down
+
+clean: ## remove build output (keeps the wheel cache)
+	rm -rf build .tools

@@ -1,0 +1,11 @@
+from importlib.metadata import requires, version
+
+import fedcloud_cloudkeeper
+
+
+def test_reports_the_installed_version():
+    assert fedcloud_cloudkeeper.__version__ == version("fedcloud-cloudkeeper")
+
+
+def test_builds_on_the_shared_package_not_a_copy():
+    assert any(r.startswith("fedcloud-common") for r in requires("fedcloud-cloudkeeper"))
