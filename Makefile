@@ -5,10 +5,13 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 export IMAGE_TAG ?= $(shell cat VERSION)
-IMAGES := democloud
+# Every directory with a Dockerfile is an image, named after the directory.
+IMAGES := democloud $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Dockerfile)) \
+          $(if $(wildcard appliance/Dockerfile),appliance)
+BENCHES := $(patsubst bench/%/run,bench-%,$(wildcard bench/*/run))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: help install lint images base-image test demo demo-down clean
+.PHONY: help install lint images base-image test demo demo-down clean bench $(BENCHES)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,7 +31,7 @@ base-image: ## make debian:bookworm-slim available (pull, or debootstrap offline
 	tools/ensure-base-image
 
 images: install base-image ## build every container image
-	@for image in $(IMAGES); do tools/build-image $$image; done
+	@for image in $(IMAGES); do UV=$(UV) tools/build-image $$image; done
 
 test: lint images ## run every test, unit and end-to-end
 	@$(UV) run --no-sync pytest || { rc=$$?; \
@@ -39,6 +42,11 @@ demo: images ## start the demo and print how to reach it
 
 demo-down: ## stop the demo and remove its volumes
 	tools/demo down
+
+bench: $(BENCHES) ## run every benchmark (bench-NAME runs one: bench/NAME/run)
+
+$(BENCHES): bench-%: images
+	bench/$*/run
 
 clean: ## remove build output (keeps the wheel cache)
 	rm -rf build .tools
