@@ -11,7 +11,7 @@ IMAGES := democloud $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Doc
 BENCHES := $(patsubst bench/%/run,bench-%,$(wildcard bench/*/run))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: help install lint images base-image test demo demo-down clean bench $(BENCHES)
+.PHONY: help install lint images base-image test demo demo-down clean bench ova ova-test $(BENCHES)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ bench: $(BENCHES) ## run every benchmark (bench-NAME runs one: bench/NAME/run)
 
 $(BENCHES): bench-%: images
 	bench/$*/run
+
+ova: images ## build the VM appliance: build/ova/fedcloud-appliance-VERSION.ova (root)
+	ova/build
+
+ova-test: ova ## boot the OVA under QEMU with a seed disk and check bdii and cloudkeeper-os
+	ova/boot-test
 
 clean: ## remove build output (keeps the wheel cache)
 	rm -rf build .tools

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+
 from fedcloud_common.errors import SecretFileError
 from fedcloud_common.secrets import read_secret
 

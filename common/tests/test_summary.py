@@ -1,4 +1,5 @@
 import pytest
+
 from fedcloud_common.summary import format_summary, parse_summary
 
 

@@ -85,11 +85,14 @@ USERS = (
     # The appliance's account: writes images into the VO projects (member,
     # so it can share and accept), reads flavors, servers and usage across
     # projects (admin in its own project, as sites configure cASO today).
+    # cASO lists the tagged projects and looks users up with a system-scoped
+    # token, so it also holds the system reader role (cASO's documented need).
     User(
         "fedcloud",
         "fedcloudpass",
         "fedcloud-ops",
         {"fedcloud-ops": ("admin",), **{p: ("member",) for p in VO_PROJECTS}},
+        system_roles=("reader",),
     ),
     User("alice", "alicepass", "vo-demo", {"vo-demo": ("member",)}),
     User("bob", "bobpass", "vo-fedcloud", {"vo-fedcloud": ("member",)}),

@@ -1,0 +1,74 @@
+"""One run of one job, as recorded and shown in ``appliance status``.
+
+Kept as a plain value: the runner fills it in, the history stores it, the
+status views read it. Output is capped so a chatty job cannot fill the disk
+of the state volume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Literal
+
+from fedcloud_common.summary import parse_summary
+
+Outcome = Literal["ok", "partial", "failed", "skipped", "running"]
+OUTPUT_LIMIT = 64 * 1024
+
+
+@dataclasses.dataclass
+class Execution:
+    job: str
+    trigger: Literal["schedule", "manual", "catch-up"]
+    started: datetime.datetime
+    finished: datetime.datetime | None = None
+    outcome: Outcome = "running"
+    exit_code: int | None = None
+    reason: str = ""
+    summary: str = ""
+    output: str = ""
+    container: str = ""
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+    def finish(self, exit_code: int | None, output: str, reason: str = "") -> Execution:
+        """Close the record: outcome from the exit code and the job's summary line."""
+        self.finished = _now()
+        self.exit_code = exit_code
+        self.output = cap(output)
+        summaries = [s for s in map(parse_summary, output.splitlines()) if s]
+        self.summary = next(
+            (line for line in reversed(output.splitlines()) if parse_summary(line)), ""
+        )
+        if exit_code == 0:
+            self.outcome = summaries[-1][1] if summaries else "ok"  # type: ignore[assignment]
+        else:
+            self.outcome = "failed"
+        self.reason = reason or ("" if exit_code == 0 else f"exit status {exit_code}")
+        return self
+
+    def skip(self, reason: str) -> Execution:
+        self.finished = self.started
+        self.outcome = "skipped"
+        self.reason = reason
+        return self
+
+
+def cap(output: str, limit: int = OUTPUT_LIMIT) -> str:
+    """The tail of ``output``: the end of a log is where the failure is."""
+    if len(output) <= limit:
+        return output
+    return f"[... {len(output) - limit} characters cut ...]\n" + output[-limit:]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def start(job: str, trigger: Literal["schedule", "manual", "catch-up"]) -> Execution:
+    return Execution(job=job, trigger=trigger, started=_now())

@@ -1,0 +1,145 @@
+"""The appliance's scheduled jobs, derived from the config.
+
+One row per job kind: which service image runs it, the command, the
+volumes it needs. Job containers get the rendered service config (read
+only), the grid-security directory (read only) and the secret files the
+config names (bind-mounted read only at the same path), never secrets in
+their environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fedcloud_appliance.config import ApplianceConfig, OpenStackAuth
+from fedcloud_appliance.jobspec import JobSpec, Mount
+
+RENDERED = "/etc/fedcloud-appliance/rendered"
+# Compose volumes (compose/docker-compose.yml), named <project>_<volume> by
+# compose and by `docker stack deploy` alike.
+VOLUMES = {
+    "config": Mount("config", RENDERED),
+    "grid_security": Mount("grid_security", "/etc/grid-security"),
+    "image_data": Mount("image_data", "/image_data", read_only=False),
+    "apel_spool": Mount("apel_spool", "/var/spool/apel", read_only=False),
+    "caso_state": Mount("caso_state", "/var/spool/caso", read_only=False),
+    "bdii_resource_state": Mount("bdii_resource_state", "/var/lib/fedcloud-bdii", read_only=False),
+    "image_spool": Mount("image_spool", "/var/spool/cloudkeeper", read_only=False),
+}
+DEFAULT_PROJECT = "fedcloud-appliance"
+CONFIG_DIR = Path("/etc/fedcloud-appliance")  # where the supervisor sees the host's config
+
+
+@dataclasses.dataclass(frozen=True)
+class JobKind:
+    name: str
+    service: str  # config section, and the image's name
+    image: str
+    command: tuple[str, ...]
+    volumes: tuple[str, ...]
+    user: str | None = None  # the image's own (non-root) user unless set
+
+
+KINDS = (
+    JobKind(
+        "image-sync",
+        "images",
+        "cloudkeeper",
+        ("fedcloud-cloudkeeper", "sync", "--config", f"{RENDERED}/cloudkeeper.json"),
+        ("config", "grid_security", "image_data", "image_spool"),
+    ),
+    JobKind(
+        "bdii-publish",
+        "bdii",
+        "bdii",
+        ("fedcloud-bdii", "publish", "--config", f"{RENDERED}/bdii/resource.json"),
+        # Publishes into the resource BDII's slapd through its ldapi socket.
+        ("config", "bdii_resource_state"),
+    ),
+    JobKind(
+        "caso-extract",
+        "accounting",
+        "accounting",
+        ("fedcloud-accounting", "extract", "--config", f"{RENDERED}/accounting.json"),
+        ("config", "apel_spool", "caso_state"),
+    ),
+    JobKind(
+        "apel-send",
+        "accounting",
+        "accounting",
+        ("fedcloud-accounting", "send", "--config", f"{RENDERED}/accounting.json"),
+        ("config", "grid_security", "apel_spool"),
+        # It signs with the host key, which sites keep root-only (0600).
+        user="0",
+    ),
+)
+SCHEDULES = {
+    "image-sync": lambda c: c.images.schedule,
+    "bdii-publish": lambda c: c.bdii.schedule,
+    "caso-extract": lambda c: c.accounting.caso.schedule,
+    "apel-send": lambda c: c.accounting.sender.schedule,
+}
+
+
+def job_specs(
+    config: ApplianceConfig,
+    image_tag: str,
+    project: str = DEFAULT_PROJECT,
+    host_config_dir: Path = CONFIG_DIR,
+) -> list[JobSpec]:
+    """The enabled jobs, ready for the scheduler.
+
+    Volumes are those of compose ``project``; secret files under the config
+    dir are bind-mounted from where the host keeps it (``host_config_dir``),
+    at the path the config names.
+    """
+    tag = config.supervisor.image_tag or image_tag
+    specs = []
+    for kind in KINDS:
+        section = getattr(config, kind.service)
+        if not section.enabled:
+            continue
+        specs.append(
+            JobSpec(
+                name=kind.name,
+                image=f"fedcloud/{kind.image}:{tag}",
+                command=kind.command,
+                schedule=SCHEDULES[kind.name](config),
+                timeout=config.supervisor.job_timeout,
+                memory=config.supervisor.job_memory,
+                mounts=tuple(
+                    dataclasses.replace(VOLUMES[v], source=f"{project}_{VOLUMES[v].source}")
+                    for v in kind.volumes
+                )
+                + _secret_mounts(config, kind.service, host_config_dir),
+                environment=(("TZ", "UTC"),),
+                network=config.supervisor.job_network,
+                user=kind.user,
+            )
+        )
+    return specs
+
+
+def _secret_mounts(
+    config: ApplianceConfig, service: str, host_config_dir: Path
+) -> tuple[Mount, ...]:
+    auth: OpenStackAuth = config.openstack_for(service)  # type: ignore[arg-type]
+    paths: list[Path] = auth.secret_files()
+    if auth.clouds_yaml:
+        paths.append(auth.clouds_yaml)
+    if service == "images":
+        paths += [lst.token_file for lst in config.images.lists if lst.token_file]
+        if config.images.lists_file:  # AppDB tokens may sit in its URLs
+            paths.append(config.images.lists_file)
+    if service == "accounting" and config.accounting.sender.token_file:
+        paths.append(config.accounting.sender.token_file)
+    return tuple(
+        Mount(str(_on_host(p, host_config_dir)), str(p), kind="bind") for p in sorted(set(paths))
+    )
+
+
+def _on_host(path: Path, host_config_dir: Path) -> Path:
+    if path.is_relative_to(CONFIG_DIR):
+        return host_config_dir / path.relative_to(CONFIG_DIR)
+    return path

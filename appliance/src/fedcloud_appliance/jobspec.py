@@ -1,0 +1,31 @@
+"""What the supervisor needs to know to run one job container."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Mount:
+    """A named volume or host path mounted into the job container."""
+
+    source: str
+    target: str
+    read_only: bool = True
+    kind: str = "volume"  # or "bind"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    name: str
+    image: str
+    command: tuple[str, ...]
+    schedule: str  # cron expression, UTC
+    timeout: datetime.timedelta
+    memory: str = "2g"
+    cpus: float = 1.0
+    mounts: tuple[Mount, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()  # never secrets: those are files
+    user: str | None = None
+    network: str | None = None

@@ -1,0 +1,171 @@
+"""Read and validate the appliance file, with errors an operator can act on.
+
+Each problem is reported on its own line as ``<dotted.key>: <what is wrong>;
+<how to fix it>``, all problems at once, so one edit-and-check round fixes
+the whole file. Secret files named by the config are checked here too
+(present, private), but never read into the error text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from fedcloud_appliance.config import DEFAULT_PATH, ApplianceConfig
+from fedcloud_common.errors import FedcloudError, SecretFileError
+from fedcloud_common.secrets import read_secret
+
+PATH_ENV = "FEDCLOUD_APPLIANCE_CONFIG"
+
+
+class ConfigError(FedcloudError):
+    msg_fmt = "{path}: {count} problem(s)\n{problems}"
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            path=path, count=len(problems), problems="\n".join(f"  {p}" for p in problems)
+        )
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    return Path(explicit or os.environ.get(PATH_ENV) or DEFAULT_PATH)
+
+
+def load(path: str | os.PathLike[str] | None = None, check_files: bool = True) -> ApplianceConfig:
+    """Load the file, validate it, and check the files it names."""
+    path = config_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path, [f"file not found; write it (see the README's example) or set {PATH_ENV}"]
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(path, [f"not valid YAML at {where}: {error}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, ["the file must be a YAML mapping with at least 'site'"])
+    try:
+        config = ApplianceConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(path, [_describe(e) for e in error.errors()]) from None
+    if check_files:
+        # The services mount only this directory (beside the config file).
+        problems = _check_files(config, path.parent / "secrets")
+        if problems:
+            raise ConfigError(path, problems)
+    return config
+
+
+def _dotted(location: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in location:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = tuple(
+        part
+        for part in error["loc"]
+        if not (isinstance(part, str) and part.startswith("function-"))
+    )
+    key = _dotted(location)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: not a known key; {_suggestion(location)}"
+    if kind == "missing":
+        return f"{key}: required; add it"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    given = error.get("input")
+    if kind in ("literal_error", "enum") or kind.endswith("_parsing") or kind.endswith("_type"):
+        return f"{key}: {message} (got {given!r}); fix the value"
+    return f"{key}: {message}"
+
+
+def _suggestion(location: tuple[int | str, ...]) -> str:
+    """Did-you-mean for a misspelt key, from the model's own field names."""
+    model: type[BaseModel] | None = ApplianceConfig
+    for part in location[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+    if model is None:
+        return "remove it"
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "remove it or fix its name"
+    return f"{hint} (known here: {', '.join(known)})"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``X``, ``X | None``, ``list[X]`` or ``dict[str, X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found:
+            return found
+    return None
+
+
+def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
+    problems = []
+    for key, auth in (
+        ("openstack", config.openstack),
+        ("images.openstack", config.images.openstack),
+        ("bdii.openstack", config.bdii.openstack),
+        ("accounting.openstack", config.accounting.openstack),
+    ):
+        if auth is None:
+            continue
+        for secret in auth.secret_files():
+            problems += _check_secret(key, secret)
+            if not secret.is_relative_to(secrets_dir):
+                problems.append(
+                    f"{key}: {secret} must be in {secrets_dir}/, the directory the "
+                    "appliance's services mount; move it there"
+                )
+        if auth.clouds_yaml and not auth.clouds_yaml.is_file():
+            problems.append(f"{key}.clouds_yaml: {auth.clouds_yaml} does not exist")
+        if auth.ca_bundle and not auth.ca_bundle.is_file():
+            problems.append(f"{key}.ca_bundle: {auth.ca_bundle} does not exist")
+    if config.images.enabled:
+        for index, image_list in enumerate(config.images.lists):
+            if image_list.token_file:
+                problems += _check_secret(
+                    f"images.lists[{index}].token_file", image_list.token_file
+                )
+        if config.images.lists_file and not config.images.lists_file.is_file():
+            problems.append(f"images.lists_file: {config.images.lists_file} does not exist")
+    if config.bdii.enabled and config.bdii.vo_map_file and not config.bdii.vo_map_file.is_file():
+        problems.append(f"bdii.vo_map_file: {config.bdii.vo_map_file} does not exist")
+    if config.accounting.enabled:
+        sender = config.accounting.sender
+        if not sender.cert.is_file():
+            problems.append(
+                f"accounting.sender.cert: {sender.cert} does not exist; install the host "
+                "certificate there or point cert at it"
+            )
+        problems += _check_secret("accounting.sender.key", sender.key)
+        if sender.token_file:
+            problems += _check_secret("accounting.sender.token_file", sender.token_file)
+    return problems
+
+
+def _check_secret(key: str, path: Path) -> list[str]:
+    try:
+        read_secret(path)
+    except SecretFileError as error:
+        return [f"{key}: {error}"]
+    return []

@@ -1,0 +1,82 @@
+import datetime
+import threading
+
+from fedcloud_appliance.history import History
+from fedcloud_appliance.jobspec import JobSpec
+from fedcloud_appliance.scheduler import Supervisor
+
+HOURLY = JobSpec("caso-extract", "img", ("x",), "0 * * * *", datetime.timedelta(minutes=5))
+FOUR_HOURLY = JobSpec("image-sync", "img", ("x",), "0 */4 * * *", datetime.timedelta(hours=1))
+
+
+def supervisor(tmp_path, run, specs=(HOURLY,)):
+    return Supervisor(list(specs), run, History(tmp_path / "h.sqlite"), tmp_path / "locks")
+
+
+def ok(spec, record):
+    return record.finish(0, f"{spec.name} ok duration=0.0s\n")
+
+
+def test_a_second_run_while_one_is_in_progress_is_skipped(tmp_path):
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(spec, record):
+        entered.set()
+        release.wait(10)
+        return ok(spec, record)
+
+    sup = supervisor(tmp_path, slow)
+    first = threading.Thread(target=sup.run_job, args=("caso-extract", "schedule"))
+    first.start()
+    assert entered.wait(10)
+    second = sup.run_job("caso-extract", "manual")
+    release.set()
+    first.join()
+    assert second.outcome == "skipped"
+    assert sorted(r.outcome for r in sup.history.recent("caso-extract")) == ["ok", "skipped"]
+    assert sup.history.last_attempt("caso-extract").outcome == "ok"
+
+
+def test_a_crashing_runner_is_recorded_not_raised(tmp_path):
+    def broken(spec, record):
+        raise RuntimeError("engine went away")
+
+    record = supervisor(tmp_path, broken).run_job("caso-extract")
+    assert record.outcome == "failed"
+    assert "engine went away" in record.reason
+
+
+def test_jobs_never_run_are_due_at_start(tmp_path):
+    sup = supervisor(tmp_path, ok, specs=(HOURLY, FOUR_HOURLY))
+    assert sup.missed(datetime.datetime.now(datetime.UTC)) == ["caso-extract", "image-sync"]
+
+
+def test_a_job_is_caught_up_only_when_a_scheduled_time_passed_since_its_last_run(tmp_path):
+    sup = supervisor(tmp_path, ok, specs=(HOURLY, FOUR_HOURLY))
+    for spec in (HOURLY, FOUR_HOURLY):
+        sup.run_job(spec.name)
+    last = sup.history.last("image-sync").started
+    assert sup.missed(last) == []
+    after_four_hours = last + datetime.timedelta(hours=4, minutes=1)
+    assert sup.missed(after_four_hours) == ["caso-extract", "image-sync"]
+    after_one_hour = last + datetime.timedelta(hours=1, minutes=1)
+    assert "caso-extract" in sup.missed(after_one_hour)
+
+
+def test_start_catches_up_missed_jobs_once(tmp_path):
+    runs = []
+    done = threading.Event()
+
+    def counting(spec, record):
+        runs.append((spec.name, record.trigger))
+        done.set()
+        return ok(spec, record)
+
+    sup = supervisor(tmp_path, counting)
+    sup.start()
+    try:
+        assert done.wait(10)
+    finally:
+        sup.stop()
+    assert runs == [("caso-extract", "catch-up")]
+    assert sup.next_runs()["caso-extract"].minute == 0

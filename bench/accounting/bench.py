@@ -1,0 +1,264 @@
+"""bench-accounting: messages/s and peak memory, ours vs the naive baseline.
+
+Both sides start from the same dirq spool of cASO-style cloud messages and
+deliver to the same AMS stand-in (which verifies every signature), in the
+same run:
+
+- naive: per message, ``openssl smime -sign -text`` in a new process, then a
+  new HTTPS connection and one publish (what ssmsend does);
+- ours: ``fedcloud-accounting send`` as its own process (in-process S/MIME,
+  one kept-alive session, batched publishes), timed end to end, start-up
+  included.
+
+Memory: ours is measured at two spool sizes (N and 4N messages); the ratio
+shows whether memory grows with the queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from dirq.QueueSimple import QueueSimple
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from services.accounting.tests.apel_samples import cloud_message  # noqa: E402
+
+RECORDS = int(os.environ.get("BENCH_RECORDS", "10000"))
+PER_MESSAGE = int(os.environ.get("BENCH_RECORDS_PER_MESSAGE", "10"))
+NAIVE_MESSAGES = int(os.environ.get("BENCH_NAIVE_MESSAGES", "200"))
+PORT, AUTH_PORT = 42800, 42801
+DN = "/DC=org/DC=test/O=Appliance/CN=accounting.appliance.test"
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_pki(d: Path) -> None:
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/DC=org/DC=test/O=Appliance/CN=Bench CA",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.pem"),
+    )
+    for name, subject, ext in (
+        ("host", "/DC=org/DC=test/O=Appliance/CN=accounting.appliance.test", None),
+        ("server", "/CN=localhost", "subjectAltName=DNS:localhost"),
+    ):
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
+        extra = ["-extfile", str(d / f"{name}.ext")] if ext else []
+        if ext:
+            (d / f"{name}.ext").write_text(ext + "\n")
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.pem"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            str(d / f"{name}.pem"),
+            *extra,
+        )
+    (d / "allowed").write_text(DN + "\n")
+
+
+def fill(spool: Path, messages: int) -> None:
+    queue = QueueSimple(str(spool))
+    for m in range(messages):
+        queue.add(cloud_message(m * PER_MESSAGE, PER_MESSAGE))
+
+
+def start_standin(d: Path, store: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "demo/accounting-endpoint/ams_standin.py"),
+            "--port",
+            str(PORT),
+            "--authx509-port",
+            str(AUTH_PORT),
+            "--cert",
+            str(d / "server.pem"),
+            "--key",
+            str(d / "server.key"),
+            "--ca",
+            str(d / "ca.pem"),
+            "--allowed-dns",
+            str(d / "allowed"),
+            "--store",
+            str(store),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and "listening" in process.stdout.readline()
+    return process
+
+
+def naive(d: Path, spool: Path, messages: int) -> float:
+    """ssmsend's way: a process to sign, a fresh connection to publish. Returns msgs/s."""
+    ca = str(d / "ca.pem")
+    began = time.perf_counter()
+    token = requests.get(
+        f"https://localhost:{AUTH_PORT}/v1/service-types/ams/hosts/localhost:authx509",
+        cert=(str(d / "host.pem"), str(d / "host.key")),
+        verify=ca,
+        timeout=30,
+    ).json()["token"]
+    queue = QueueSimple(str(spool))
+    sent = 0
+    name = queue.first()
+    while name and sent < messages:
+        if queue.lock(name):
+            signed = subprocess.run(
+                [
+                    "openssl",
+                    "smime",
+                    "-sign",
+                    "-inkey",
+                    str(d / "host.key"),
+                    "-signer",
+                    str(d / "host.pem"),
+                    "-text",
+                ],
+                input=queue.get(name),
+                capture_output=True,
+                check=True,
+            ).stdout
+            body = {
+                "messages": [
+                    {"attributes": {"empaid": name}, "data": base64.b64encode(signed).decode()}
+                ]
+            }
+            reply = requests.post(
+                f"https://localhost:{PORT}/v1/projects/accounting/topics/bench:publish",
+                json=body,
+                headers={"x-api-key": token},
+                verify=ca,
+                timeout=30,
+            )
+            reply.raise_for_status()
+            queue.remove(name)
+            sent += 1
+        name = queue.next()
+    return sent / (time.perf_counter() - began)
+
+
+def ours(d: Path, spool: Path, work: Path) -> tuple[float, float, int]:
+    """(msgs/s, peak RSS MB, messages sent) for one `fedcloud-accounting send` run."""
+    count = QueueSimple(str(spool)).count()
+    config = work / f"send-{count}.json"
+    config.write_text(
+        json.dumps(
+            {
+                "protocol": "ams",
+                "host": "localhost",
+                "port": PORT,
+                "authx509_port": AUTH_PORT,
+                "destination": "bench",
+                "cert": str(d / "host.pem"),
+                "key": str(d / "host.key"),
+                "ca_bundle": str(d / "ca.pem"),
+                "spool_dir": str(spool),
+                "quarantine_dir": str(work / "quarantine"),
+            }
+        )
+    )
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        [str(ROOT / ".venv/bin/fedcloud-accounting"), "send", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - began
+    summary = process.stdout.read().strip().splitlines()[-1] if process.stdout else ""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    print(f"  {summary}", flush=True)
+    assert process.returncode == 0 and f"sent={count}" in summary, summary
+    return count / elapsed, usage.ru_maxrss / 1024, count
+
+
+def main() -> int:
+    messages = RECORDS // PER_MESSAGE
+    with tempfile.TemporaryDirectory(prefix="bench-accounting-") as tmp:
+        work = Path(tmp)
+        make_pki(work)
+        store = work / "received"
+        standin = start_standin(work, store)
+        try:
+            print(
+                f"bench-accounting: {RECORDS} records, {PER_MESSAGE} per message "
+                f"= {messages} messages; stand-in verifies every signature",
+                flush=True,
+            )
+            fill(work / "naive", NAIVE_MESSAGES)
+            naive_rate = naive(work, work / "naive", NAIVE_MESSAGES)
+            print(
+                f"  naive (openssl process + new HTTPS POST per message, "
+                f"{NAIVE_MESSAGES} messages): {naive_rate:.1f} msgs/s",
+                flush=True,
+            )
+            fill(work / "ours", messages)
+            rate, rss, _ = ours(work, work / "ours", work)
+            print(
+                f"  ours ({messages} messages): {rate:.1f} msgs/s, peak RSS {rss:.1f} MB",
+                flush=True,
+            )
+            fill(work / "ours4", messages * 4)
+            rate4, rss4, _ = ours(work, work / "ours4", work)
+            print(
+                f"  ours ({messages * 4} messages): {rate4:.1f} msgs/s, peak RSS "
+                f"{rss4:.1f} MB (x{rss4 / rss:.2f} memory for x4 queue)",
+                flush=True,
+            )
+            received = len(list(store.glob("*.json")))
+            expected = NAIVE_MESSAGES + messages * 5
+            assert received == expected, f"stand-in stored {received}, expected {expected}"
+        finally:
+            standin.terminate()
+            standin.wait()
+    print(
+        f"bench-accounting speedup_vs_naive={rate / naive_rate:.1f} "
+        f"msgs_per_s={rate:.1f} peak_rss_mb={rss:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

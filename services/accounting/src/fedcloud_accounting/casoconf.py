@@ -1,0 +1,65 @@
+"""caso.conf, rendered from the typed config.
+
+cASO reads oslo.config files; the appliance never asks the operator to write
+one. Choices made here on purpose:
+
+- no ``project_name`` under ``[keystone_auth]``: cASO scopes every token
+  itself (system scope for listing, project scope per project) and a
+  configured project makes Keystone reject the request as double-scoped;
+- ``vo_property`` always written: cASO's own default and its docs disagree;
+- the lastrun files cASO keeps are ignored: the job passes an explicit
+  window each run (see ``extract``), so they live in a scratch sub-directory.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+
+from fedcloud_accounting.config import ExtractConfig
+from fedcloud_common.secrets import read_secret
+
+NO_TAG = "fedcloud-appliance-explicit-projects-only"
+
+
+def render(config: ExtractConfig) -> str:
+    """The caso.conf text for ``config`` (it holds the Keystone password)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    ks = config.keystone
+    default = {
+        "site_name": config.site_name,
+        "service_name": config.service_name or config.site_name,
+        "projects": ",".join(config.projects),
+        # cASO always adds the tagged projects (default tag "caso") to the
+        # list; with no tag configured, name one that nothing carries.
+        "caso_tag": config.project_tag or NO_TAG,
+        "vo_property": config.vo_property,
+        "extractor": ",".join(config.extractors),
+        "messengers": "ssm",
+        "spooldir": str(config.state_dir / "caso"),
+        "lock_path": str(config.state_dir / "caso"),
+        "debug": "false",
+        "use_stderr": "true",
+    }
+    if ks.region:
+        default["region_name"] = ks.region
+    parser["DEFAULT"] = default
+    parser["ssm"] = {
+        "output_path": str(config.spool_dir),
+        "max_size": str(config.records_per_message),
+    }
+    auth = {
+        "auth_type": "password",
+        "auth_url": ks.auth_url,
+        "username": ks.username,
+        "password": read_secret(ks.password_file).reveal(),
+        "user_domain_name": ks.user_domain_name,
+        "project_domain_name": ks.project_domain_name,
+        "timeout": str(int(ks.timeout_s)),
+    }
+    if ks.ca_bundle:
+        auth["cafile"] = str(ks.ca_bundle)
+    parser["keystone_auth"] = auth
+    out = io.StringIO()
+    parser.write(out)
+    return out.getvalue()

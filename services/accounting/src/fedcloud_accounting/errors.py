@@ -1,0 +1,25 @@
+"""The accounting service's errors: one base, each naming the operator's fix."""
+
+from __future__ import annotations
+
+from fedcloud_common.errors import FedcloudError
+
+
+class AccountingError(FedcloudError):
+    msg_fmt = "accounting failed: {reason}"
+
+
+class ConfigError(AccountingError):
+    msg_fmt = "accounting config {path}: {problem}"
+
+
+class CertificateError(AccountingError):
+    msg_fmt = "host certificate {cert} / key {key}: {problem}; {fix}"
+
+
+class DeliveryError(AccountingError):
+    msg_fmt = "delivery to {target} failed: {reason}"
+
+
+class EndpointDownError(DeliveryError):
+    """The endpoint cannot be reached at all: trying further messages is pointless."""

@@ -1,0 +1,48 @@
+"""The one thing a transport does: deliver a batch of messages, or say why not."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Self
+
+from fedcloud_accounting.config import SendConfig
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    msg_id: str  # the spool element name, sent as SSM's empa-id
+    payload: bytes  # signed (and maybe encrypted) S/MIME text
+
+
+class Transport(abc.ABC):
+    """Open once per run, ``send`` batches, close.
+
+    ``send`` returns only once the endpoint accepted every message of the
+    batch; it raises ``DeliveryError`` otherwise (``EndpointDownError`` when
+    nothing further can get through this run). It must return or raise
+    within the configured per-message time.
+    """
+
+    max_batch = 1
+    max_batch_bytes = 1 << 62
+
+    def __init__(self, config: SendConfig) -> None:
+        self.config = config
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect or authenticate; raise EndpointDownError when that fails."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    def send(self, batch: list[Outgoing]) -> None:
+        """Deliver every message of ``batch`` or raise."""

@@ -1,0 +1,180 @@
+"""cASO against the demo cloud: the records, the watermark, the whole chain.
+
+Runs the real caso-extract (from the lock) against real Keystone and
+nova-api, and, for the failure case, freezes nova-api inside the demo cloud
+container (SIGSTOP) so cASO's requests time out the way they do when Nova
+hangs or is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+from dirq.QueueSimple import QueueSimple
+
+from fedcloud_accounting.config import ExtractConfig
+from fedcloud_accounting.extract import ExtractJob
+from fedcloud_accounting.send import SendJob
+
+pytestmark = pytest.mark.e2e
+
+CASO = str(Path(sys.executable).parent / "caso-extract")
+
+
+def _config(demo_cloud, tmp_path: Path, **overrides: object) -> ExtractConfig:
+    password = tmp_path / "keystone-password"
+    password.write_text("fedcloudpass\n")
+    password.chmod(0o600)
+    values: dict[str, object] = {
+        "site_name": "DEMO-SITE",
+        "keystone": {
+            "auth_url": demo_cloud.auth_url,
+            "username": "fedcloud",
+            "password_file": password,
+            "timeout_s": 5,
+        },
+        "project_tag": demo_cloud.seed.ACCOUNTED_TAG,
+        "vo_property": demo_cloud.seed.VO_PROPERTY,
+        "spool_dir": tmp_path / "apel" / "outgoing" / "openstack",
+        "state_dir": tmp_path / "caso",
+        "start_date": "2026-01-01",
+        "caso_command": [CASO],
+    }
+    values.update(overrides)
+    return ExtractConfig.model_validate(values)
+
+
+def _records(spool: Path) -> dict[str, dict[str, str]]:
+    """Every cloud record in the spool, by VMUUID (the latest wins, as in APEL)."""
+    queue = QueueSimple(str(spool))
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted(spool.glob("*/*"), key=lambda p: p.stat().st_mtime):
+        if path.name.endswith((".lck", ".tmp")):
+            continue
+        text = path.read_text()
+        assert text.startswith("APEL-cloud-message: v0.4\n")
+        for chunk in text.split("\n", 1)[1].split("\n%%\n"):
+            record = dict(line.split(": ", 1) for line in chunk.splitlines())
+            found[record["VMUUID"]] = record
+    assert queue.count() >= 1
+    return found
+
+
+def _summary(out: str) -> dict[str, str]:
+    line = [ln for ln in out.splitlines() if ln.startswith("caso-extract ")][-1]
+    _job, outcome, *fields = line.split()
+    return {"outcome": outcome, **dict(f.split("=", 1) for f in fields)}
+
+
+def test_records_for_the_seeded_servers_carry_site_vo_cpus_memory_and_wall_time(
+    demo_cloud, tmp_path, capsys
+):
+    config = _config(demo_cloud, tmp_path)
+    assert ExtractJob(config).run() == 0
+    summary = _summary(capsys.readouterr().out)
+    assert summary["outcome"] == "ok"
+    window_to = datetime.datetime.fromisoformat(summary["window_to"])
+    records = _records(config.spool_dir)
+    seed = demo_cloud.seed
+    vos = {p.name: p.vo for p in seed.PROJECTS}
+    flavors = {f.name: f for f in seed.FLAVORS}
+    accounted = [s for s in seed.SERVERS if vos[s.project]]
+    assert set(records) == {seed.fixed_id("server", s.name) for s in accounted}
+    for server in accounted:
+        record = records[seed.fixed_id("server", server.name)]
+        flavor = flavors[server.flavor]
+        assert record["SiteName"] == "DEMO-SITE"
+        assert record["MachineName"] == server.name
+        assert record["FQAN"] == vos[server.project]
+        assert int(record["CpuCount"]) == flavor.vcpus
+        assert int(record["Memory"]) == flavor.ram
+        assert int(record["StartTime"]) == int(server.launched_at.timestamp())
+        if server.terminated_at is not None:
+            assert record["Status"] == "completed"
+            assert int(record["EndTime"]) == int(server.terminated_at.timestamp())
+            expected = (server.terminated_at - server.launched_at).total_seconds()
+            assert int(record["WallDuration"]) == expected
+        else:
+            assert record["Status"] == "started"
+            expected = (window_to - server.launched_at).total_seconds()
+            assert abs(int(record["WallDuration"]) - expected) <= 120
+    watermark = json.loads((config.state_dir / "fedcloud-watermark.json").read_text())
+    assert watermark["extracted_until"] == summary["window_to"]
+
+
+@contextlib.contextmanager
+def _nova_frozen(demo_cloud):
+    """nova-api's processes stopped (SIGSTOP) for the duration, then resumed."""
+    client = docker.from_env()
+    (container,) = client.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={demo_cloud.project}",
+                "com.docker.compose.service=democloud",
+            ]
+        }
+    )
+    find = (
+        "for p in /proc/[0-9]*; do "
+        'grep -q uwsgi-nov[a] "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"; done'
+    )
+    pids = container.exec_run(["sh", "-c", find]).output.decode().split()
+    assert pids, "nova-api not found in the demo cloud container"
+    assert container.exec_run(["sh", "-c", f"kill -STOP {' '.join(pids)}"]).exit_code == 0
+    try:
+        yield
+    finally:
+        container.exec_run(["sh", "-c", f"kill -CONT {' '.join(pids)}"])
+
+
+def test_a_window_in_which_nova_failed_is_extracted_again_and_nothing_is_lost(
+    demo_cloud, tmp_path, capsys
+):
+    # start inside demo-gpu-train's life; it and fedcloud-batch end in this window
+    config = _config(demo_cloud, tmp_path, start_date="2026-03-02")
+    watermark = config.state_dir / "fedcloud-watermark.json"
+    with _nova_frozen(demo_cloud):
+        assert ExtractJob(config).run() == 1
+    captured = capsys.readouterr()
+    failed = _summary(captured.out)
+    assert failed["outcome"] == "failed"
+    assert "Extractor nova: cannot extract records" in captured.err
+    assert not watermark.exists()
+    # what cASO alone would have done: its own lastrun moved past the window
+    assert list((config.state_dir / "caso").glob("lastrun.*"))
+
+    assert ExtractJob(config).run() == 0
+    retried = _summary(capsys.readouterr().out)
+    assert retried["outcome"] == "ok"
+    assert retried["window_from"] == "2026-03-02T00:00:00+00:00"
+    records = _records(config.spool_dir)
+    seed = demo_cloud.seed
+    for ended in ("demo-gpu-train", "fedcloud-batch"):
+        record = records[seed.fixed_id("server", ended)]
+        assert record["Status"] == "completed"
+    assert json.loads(watermark.read_text())["extracted_until"] == retried["window_to"]
+
+    # and the window after it starts where the good run ended
+    assert ExtractJob(config).run() == 0
+    assert _summary(capsys.readouterr().out)["window_from"] == retried["window_to"]
+
+
+def test_records_go_from_the_demo_cloud_to_the_endpoint_signed(demo_cloud, endpoint, tmp_path):
+    config = _config(demo_cloud, tmp_path)
+    assert ExtractJob(config).run() == 0
+    extracted = _records(config.spool_dir)
+    assert SendJob(endpoint.config(config.spool_dir)).run() == 0
+    received = {}
+    for message in endpoint.stored():
+        assert message["signer"].endswith("CN=accounting.appliance.test")
+        for chunk in message["body"].split("\n", 1)[1].split("\n%%\n"):
+            record = dict(line.split(": ", 1) for line in chunk.splitlines())
+            received[record["VMUUID"]] = record
+    assert received == extracted
+    assert QueueSimple(str(config.spool_dir)).count() == 0

@@ -1,0 +1,481 @@
+"""cloud-info-provider 1.2.0, run for real against the demo cloud, into a real slapd.
+
+GOCDB is the only stand-in (demo/gocdb): cloud-info-provider reaches it as
+https://goc.egi.eu through HTTPS_PROXY, with a throwaway CA made by openssl
+and trusted through REQUESTS_CA_BUNDLE. cloud-info-provider is not patched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from fedcloud_bdii.cli import layout_for
+from fedcloud_bdii.config import BdiiConfig
+from fedcloud_bdii.slapd import Slapd
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[3]
+STANDIN = ROOT / "demo" / "gocdb" / "gocdb_standin.py"
+SITE = "BDII-TEST-SITE"
+MPURI = "https://registry.egi.eu/egi_vm_images/bdii-e2e:24.04"
+# The demo's GPU flavor carries these extra specs (demo/cloud/democloud/data.py).
+CIP_ARGS = [
+    "--os-cloud",
+    "fedcloud-demo",
+    "--property-flavor-gpu-number",
+    "gpu_number",
+    "--property-flavor-gpu-vendor",
+    "gpu_vendor",
+    "--property-flavor-gpu-model",
+    "gpu_model",
+    "--property-flavor-gpu-memory",
+    "gpu_memory",
+]
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def workdir(open_tmp):
+    return open_tmp
+
+
+@pytest.fixture
+def gocdb(workdir, demo_cloud, free_port):
+    """The GOCDB stand-in as an HTTPS proxy for goc.egi.eu, cert from a demo CA."""
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-keyout",
+        str(workdir / "ca.key"),
+        "-out",
+        str(workdir / "ca.pem"),
+        "-subj",
+        "/CN=FedCloud BDII test CA",
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(workdir / "goc.key"),
+        "-out",
+        str(workdir / "goc.csr"),
+        "-subj",
+        "/CN=goc.egi.eu",
+    )
+    (workdir / "ext").write_text("subjectAltName=DNS:goc.egi.eu\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(workdir / "goc.csr"),
+        "-CA",
+        str(workdir / "ca.pem"),
+        "-CAkey",
+        str(workdir / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        str(workdir / "goc.pem"),
+        "-extfile",
+        str(workdir / "ext"),
+    )
+    services = [
+        {
+            "primary_key": "4242G0",
+            "site": SITE,
+            "type": "org.openstack.nova",
+            "url": demo_cloud.auth_url,
+        }
+    ]
+    (workdir / "services.json").write_text(json.dumps(services))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(STANDIN),
+            "--services",
+            str(workdir / "services.json"),
+            "--cert",
+            str(workdir / "goc.pem"),
+            "--key",
+            str(workdir / "goc.key"),
+            "--proxy-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert "listening" in proc.stdout.readline()
+    yield proc, port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cloud_objects(demo_cloud):
+    """A public and a vo-demo-only image with marketplace data, and a flavor we can change."""
+    admin = demo_cloud.connect(cloud="fedcloud-demo-admin")
+    vo_demo = demo_cloud.connect(project_name="vo-demo")
+    meta = {
+        "vmcatcher_event_ad_mpuri": MPURI,
+        "os_distro": "ubuntu",
+        "os_version": "24.04",
+        "architecture": "x86_64",
+    }
+    public = admin.create_image(
+        "bdii-e2e-public",
+        data=b"bdii e2e public",
+        disk_format="raw",
+        container_format="bare",
+        visibility="public",
+        wait=True,
+        meta=meta,
+    )
+    private = vo_demo.create_image(
+        "bdii-e2e-private",
+        data=b"bdii e2e private",
+        disk_format="raw",
+        container_format="bare",
+        visibility="private",
+        wait=True,
+        meta={"os_distro": "debian"},
+    )
+    flavor = admin.create_flavor("bdii.e2e", ram=1024, vcpus=2, disk=5, flavorid="bdii-e2e-flavor")
+    projects = {p.name: p.id for p in admin.identity.projects()}
+    yield {"public": public, "private": private, "flavor": flavor, "projects": projects}
+    admin.delete_image(public.id)
+    admin.delete_image(private.id)
+    admin.delete_flavor("bdii-e2e-flavor")
+
+
+@pytest.fixture
+def resource_bdii(workdir, demo_cloud, cloud_objects, gocdb, free_port):
+    config = BdiiConfig(
+        site=SITE,
+        endpoint=demo_cloud.auth_url,
+        vos={
+            "vo.demo.example": cloud_objects["projects"]["vo-demo"],
+            "fedcloud.egi.eu": cloud_objects["projects"]["vo-fedcloud"],
+        },
+        delete_delay=0,
+        state_dir=workdir / "state",
+        port=free_port(),
+        provider=str(Path(sys.executable).parent / "cloud-info-provider-service"),
+        provider_args=CIP_ARGS,
+    )
+    (workdir / "bdii.toml").write_text(
+        _toml(
+            {
+                "site": config.site,
+                "endpoint": config.endpoint,
+                "delete_delay": 0,
+                "state_dir": str(config.state_dir),
+                "port": config.port,
+                "provider": config.provider,
+                "provider_args": config.provider_args,
+                "vos": config.vos,
+            }
+        )
+    )
+    slapd = Slapd(layout_for(config))
+    slapd.start()
+    env = {
+        **os.environ,
+        "OS_CLIENT_CONFIG_FILE": str(demo_cloud.clouds_yaml),
+        "HTTPS_PROXY": f"http://127.0.0.1:{gocdb[1]}",
+        "NO_PROXY": "localhost,127.0.0.1",
+        "REQUESTS_CA_BUNDLE": str(workdir / "ca.pem"),
+    }
+
+    def publish() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(Path(sys.executable).parent / "fedcloud-bdii"),
+                "publish",
+                "-c",
+                str(workdir / "bdii.toml"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    yield config, publish
+    slapd.stop()
+
+
+def entries(uri: str, ldapsearch, flt: str) -> dict[str, dict[str, list[str]]]:
+    """ldapsearch output as {entity name: {attribute: values}}."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for block in ldapsearch(uri, flt).strip().split("\n\n"):
+        attrs: dict[str, list[str]] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(": ")
+            attrs.setdefault(name, []).append(value)
+        found[attrs.get("GLUE2EntityName", attrs["dn"])[0]] = attrs
+    return found
+
+
+def test_images_and_flavors_from_the_demo_cloud_are_published(
+    resource_bdii, cloud_objects, ldapsearch, demo_cloud
+):
+    config, publish = resource_bdii
+    done = publish()
+    assert done.returncode == 0, done.stdout + done.stderr
+    uri = f"ldap://127.0.0.1:{config.port}"
+    vo_demo = cloud_objects["projects"]["vo-demo"]
+    share_of = lambda vo, project: f"{demo_cloud.auth_url}_OpenStack_v3_share_{vo}_{project}"  # noqa: E731
+    demo_share = share_of("vo.demo.example", vo_demo)
+    fedcloud_share = share_of("fedcloud.egi.eu", cloud_objects["projects"]["vo-fedcloud"])
+
+    images = entries(uri, ldapsearch, "(objectClass=GLUE2CloudComputingImage)")
+    public = images["bdii-e2e-public"]
+    assert public["GLUE2CloudComputingImageMarketplaceURL"] == [MPURI]
+    assert public["GLUE2CloudComputingImageOSName"] == ["ubuntu"]
+    assert public["GLUE2CloudComputingImageOSVersion"] == ["24.04"]
+    assert public["GLUE2CloudComputingImageID"] == [cloud_objects["public"].id]
+    assert sorted(public["GLUE2CloudComputingImageShareForeignKey"]) == sorted(
+        [demo_share, fedcloud_share]
+    )
+    private = images["bdii-e2e-private"]
+    assert private["GLUE2CloudComputingImageShareForeignKey"] == [demo_share]
+    assert private["dn"][0].endswith(f"GLUE2GroupID=cloud,GLUE2DomainID={SITE},o=glue")
+
+    flavors = entries(uri, ldapsearch, "(objectClass=GLUE2CloudComputingInstanceType)")
+    for flavor in demo_cloud.seed.FLAVORS:
+        published = flavors[flavor.name]
+        assert published["GLUE2CloudComputingInstanceTypeCPU"] == [str(flavor.vcpus)]
+        assert published["GLUE2CloudComputingInstanceTypeRAM"] == [str(flavor.ram)]
+        assert published["GLUE2CloudComputingInstanceTypeDisk"] == [str(flavor.disk)]
+    # The private GPU flavor is granted to vo-demo only: one share, not two.
+    assert flavors["g1.gpu-a100"]["GLUE2CloudComputingInstanceTypeShareForeignKey"] == [demo_share]
+    assert len(flavors["m1.small"]["GLUE2CloudComputingInstanceTypeShareForeignKey"]) == 2
+
+    # The GPU flavor's accelerator, from its extra specs, linked both ways.
+    (gpu,) = entries(
+        uri, ldapsearch, "(objectClass=GLUE2CloudComputingVirtualAccelerator)"
+    ).values()
+    spec = next(f for f in demo_cloud.seed.FLAVORS if f.name == "g1.gpu-a100").extra_specs
+    assert gpu["GLUE2CloudComputingVirtualAcceleratorVendor"] == [spec["gpu_vendor"]]
+    assert gpu["GLUE2CloudComputingVirtualAcceleratorModel"] == [spec["gpu_model"]]
+    assert gpu["GLUE2CloudComputingVirtualAcceleratorNumber"] == [spec["gpu_number"]]
+    gpu_flavor = flavors["g1.gpu-a100"]
+    assert (
+        gpu_flavor["GLUE2CloudComputingInstanceTypeCloudComputingVirtualAcceleratorForeignKey"]
+        == (gpu["GLUE2CloudComputingVirtualAcceleratorID"])
+    )
+    assert (
+        gpu["GLUE2CloudComputingVirtualAcceleratorCloudComputingInstanceTypeForeignKey"]
+        == (gpu_flavor["GLUE2CloudComputingInstanceTypeID"])
+    )
+
+    shares = entries(uri, ldapsearch, "(objectClass=GLUE2CloudComputingShare)")
+    assert {s["GLUE2CloudComputingShareProjectID"][0] for s in shares.values()} == set(
+        config.vos.values()
+    )
+    policies = ldapsearch(uri, "(objectClass=GLUE2MappingPolicy)", "GLUE2PolicyRule")
+    assert "GLUE2PolicyRule: VO:vo.demo.example" in policies
+    services = ldapsearch(uri, "(objectClass=GLUE2CloudComputingService)", "GLUE2EntityOtherInfo")
+    assert "GLUE2EntityOtherInfo: gocdb_id=4242G0" in services  # answered by the stand-in
+
+
+def test_a_changed_flavor_shows_after_the_next_publish(resource_bdii, demo_cloud, ldapsearch):
+    config, publish = resource_bdii
+    assert publish().returncode == 0
+    admin = demo_cloud.connect(cloud="fedcloud-demo-admin")
+    admin.delete_flavor("bdii-e2e-flavor")
+    admin.create_flavor("bdii.e2e", ram=4096, vcpus=2, disk=5, flavorid="bdii-e2e-flavor")
+    done = publish()
+    assert done.returncode == 0, done.stderr
+    status = json.loads((config.state_dir / "status.json").read_text())
+    assert status["stats"]["modified"] >= 1 and status["stats"]["added"] == 0
+    flavors = entries(
+        f"ldap://127.0.0.1:{config.port}",
+        ldapsearch,
+        "(GLUE2CloudComputingInstanceTypeID=bdii-e2e-flavor)",
+    )
+    assert flavors["bdii.e2e"]["GLUE2CloudComputingInstanceTypeRAM"] == ["4096"]
+
+
+def test_a_provider_crash_keeps_the_old_data_and_reports_it(resource_bdii, gocdb, ldapsearch):
+    config, publish = resource_bdii
+    assert publish().returncode == 0
+    uri = f"ldap://127.0.0.1:{config.port}"
+    before = ldapsearch(uri)
+    gocdb[0].terminate()  # cloud-info-provider crashes when GOCDB is unreachable
+    gocdb[0].wait(timeout=10)
+    done = publish()
+    assert done.returncode == 1
+    assert "bdii-publish failed" in done.stdout
+    assert "provider run failed, last good data kept" in done.stderr
+    assert ldapsearch(uri) == before
+    status = json.loads((config.state_dir / "status.json").read_text())
+    assert status["outcome"] == "failed" and "exit status" in status["error"]
+
+
+def _toml(values: dict) -> str:
+    lines, tables = [], []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            tables += [
+                f"[{key}]",
+                *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()),
+            ]
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _wait_for(check, containers=(), timeout: float = 180.0, every: float = 1.0):
+    """Poll ``check`` until truthy; on timeout, fail with the containers' last logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (subprocess.CalledProcessError, AssertionError):
+            pass
+        if time.monotonic() > deadline:
+            logs = "\n".join(
+                f"--- {c.name} ---\n{c.logs(tail=40).decode(errors='replace')}" for c in containers
+            )
+            raise AssertionError(f"gave up after {timeout}s waiting for {check}\n{logs}")
+        time.sleep(every)
+
+
+@pytest.fixture
+def docker_client():
+    client = docker.from_env()
+    containers: list = []
+    yield client, containers
+    for container in containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+
+
+def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
+    docker_client, workdir, demo_cloud, cloud_objects, gocdb, free_port, ldapsearch
+):
+    """fedcloud/bdii as both roles: cloud-info-provider inside, site BDII on top."""
+    client, containers = docker_client
+    image = f"fedcloud/bdii:{(ROOT / 'VERSION').read_text().strip()}"
+    resource_port, site_port = free_port(), None
+    (workdir / "resource.toml").write_text(
+        _toml(
+            {
+                "site": SITE,
+                "endpoint": demo_cloud.auth_url,
+                "port": resource_port,
+                "interval": 3,
+                "delete_delay": 0,
+                "provider_args": ["--os-cloud", "fedcloud-demo"],
+                "vos": {"vo.demo.example": cloud_objects["projects"]["vo-demo"]},
+            }
+        )
+    )
+    (workdir / "clouds.yaml").write_text(demo_cloud.clouds_yaml.read_text())
+    mounts = {
+        str(workdir / "resource.toml"): {"bind": "/etc/fedcloud-bdii/bdii.toml", "mode": "ro"},
+        str(workdir / "clouds.yaml"): {"bind": "/etc/openstack/clouds.yaml", "mode": "ro"},
+        str(workdir / "ca.pem"): {"bind": "/etc/fedcloud-bdii/demo-ca.pem", "mode": "ro"},
+    }
+    env = {
+        "HTTPS_PROXY": f"http://127.0.0.1:{gocdb[1]}",
+        "NO_PROXY": "localhost,127.0.0.1",
+        "REQUESTS_CA_BUNDLE": "/etc/fedcloud-bdii/demo-ca.pem",
+    }
+    resource = client.containers.run(
+        image,
+        name=f"bdii-e2e-resource-{resource_port}",
+        detach=True,
+        network_mode="host",
+        volumes=mounts,
+        environment=env,
+    )
+    containers.append(resource)
+    uri = f"ldap://127.0.0.1:{resource_port}"
+    images = _wait_for(
+        lambda: (
+            "bdii-e2e-public" in (out := ldapsearch(uri, "(objectClass=GLUE2CloudComputingImage)"))
+            and out
+        ),
+        containers,
+    )
+    assert f"GLUE2CloudComputingImageMarketplaceURL: {MPURI}" in images
+    user = resource.exec_run(["sh", "-c", "id -u; ps -o user= -C slapd || cat /proc/1/status"])
+    assert user.output.decode().splitlines()[0] == "10040"  # non-root
+    assert b"bdii-publish ok" in resource.logs()
+
+    site_port = free_port()
+    while site_port == resource_port:
+        site_port = free_port()
+    (workdir / "site.toml").write_text(
+        _toml(
+            {
+                "site": SITE,
+                "port": site_port,
+                "interval": 3,
+                "delete_delay": 0,
+                "resource_urls": [uri],
+            }
+        )
+    )
+    site = client.containers.run(
+        image,
+        ["serve", "-c", "/etc/fedcloud-bdii/bdii.toml", "--role", "site"],
+        name=f"bdii-e2e-site-{site_port}",
+        detach=True,
+        network_mode="host",
+        volumes={
+            str(workdir / "site.toml"): {"bind": "/etc/fedcloud-bdii/bdii.toml", "mode": "ro"}
+        },
+    )
+    containers.append(site)
+    site_uri = f"ldap://127.0.0.1:{site_port}"
+    flavors = _wait_for(
+        lambda: (
+            "m1.small"
+            in (out := ldapsearch(site_uri, "(objectClass=GLUE2CloudComputingInstanceType)"))
+            and out
+        ),
+        containers,
+    )
+    assert "GLUE2CloudComputingInstanceTypeRAM: 2048" in flavors
+    assert f"GLUE2DomainID={SITE},o=glue" in flavors
+    denied = subprocess.run(
+        ["ldapmodify", "-x", "-H", site_uri],
+        input=f"dn: GLUE2DomainID={SITE},o=glue\nchangetype: modify\n"
+        "replace: GLUE2EntityName\nGLUE2EntityName: x\n",
+        capture_output=True,
+        text=True,
+    )
+    assert denied.returncode == 8, denied.stderr
+    health = _wait_for(
+        lambda: client.api.inspect_container(site.id)["State"]["Health"]["Status"] == "healthy",
+        containers,
+    )
+    assert health

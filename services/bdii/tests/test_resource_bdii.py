@@ -1,0 +1,311 @@
+"""Resource BDII: provider -> validated entries -> differences applied to a real slapd."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fedcloud_bdii import synthetic
+from fedcloud_bdii.convert import Converter
+from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, ProviderSource, Publisher
+from fedcloud_bdii.slapd import connect_updater
+from fedcloud_bdii.updater import Updater
+from fedcloud_common.summary import parse_summary
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def provider(tmp_path):
+    """A provider command printing whatever document the test last wrote."""
+    out = tmp_path / "provider.json"
+
+    def write(doc: object) -> None:
+        out.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+
+    write.command = [sys.executable, "-c", f"print(open({str(out)!r}).read())"]
+    return write
+
+
+def publisher(layout, tmp_path, command, delay=0.0, clock=None):
+    clock = clock or Clock()
+    updater = Updater(connect_updater(layout), tmp_path / "state", delete_delay=delay, clock=clock)
+    source = ProviderSource(command, Converter("TEST-SITE"))
+    return Publisher("bdii-publish", source, updater, tmp_path / "status.json", clock=clock)
+
+
+def flavors(search, uri):
+    return search(
+        uri,
+        "(objectClass=GLUE2CloudComputingInstanceType)",
+        "GLUE2EntityName",
+        "GLUE2CloudComputingInstanceTypeRAM",
+    )
+
+
+def test_first_publish_adds_everything_and_a_second_changes_nothing(
+    start_slapd, tmp_path, provider, ldapsearch, capsys
+):
+    layout = start_slapd()
+    provider(synthetic.document(vos=2, images_per_vo=3, flavors=2))
+    job = publisher(layout, tmp_path, provider.command)
+    assert job.run() == EXIT_OK
+    first = json.loads((tmp_path / "status.json").read_text())
+    assert first["stats"]["added"] == first["stats"]["entries"] == 2 + 1 + 1 + 1 + 2 + 6 + 2 + 3
+    out = ldapsearch(
+        layout.ldap_uri,
+        "(objectClass=GLUE2CloudComputingImage)",
+        "GLUE2CloudComputingImageMarketplaceURL",
+    )
+    assert (
+        "GLUE2CloudComputingImageMarketplaceURL: https://registry.example.org/vo1.example.org/img2:latest"
+        in out
+    )
+    assert out.count("dn: ") == 6
+
+    assert job.run() == EXIT_OK
+    second = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert second["unchanged"] == second["entries"]
+    assert second["added"] == second["modified"] == second["deleted"] == 0
+    summary = parse_summary(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary[:2] == ("bdii-publish", "ok") and summary[2]["unchanged"] == str(
+        second["entries"]
+    )
+
+
+def test_a_changed_flavor_is_one_modify_and_shows_in_ldapsearch(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    layout = start_slapd()
+    provider(synthetic.document(flavors=2))
+    job = publisher(layout, tmp_path, provider.command)
+    job.run()
+    provider(synthetic.document(flavors=2, flavor_ram={1: 8192}))
+    assert job.run() == EXIT_OK
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert stats["modified"] == 1 and stats["added"] == stats["deleted"] == 0
+    out = flavors(ldapsearch, layout.ldap_uri)
+    assert "GLUE2EntityName: m1.f1\nGLUE2CloudComputingInstanceTypeRAM: 8192" in out
+
+
+def test_vanished_entries_wait_for_the_delete_delay(start_slapd, tmp_path, provider, ldapsearch):
+    layout = start_slapd()
+    clock = Clock()
+    provider(synthetic.document(flavors=3))
+    job = publisher(layout, tmp_path, provider.command, delay=600, clock=clock)
+    job.run()
+    provider(synthetic.document(flavors=2))
+    clock.now += 60
+    job.run()
+    status = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert status["delayed"] == 1 and status["deleted"] == 0
+    assert "m1.f2" in flavors(ldapsearch, layout.ldap_uri)
+    clock.now += 600
+    job.run()
+    status = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert status["delayed"] == 0 and status["deleted"] == 1
+    assert "m1.f2" not in flavors(ldapsearch, layout.ldap_uri)
+
+
+def test_an_entry_that_comes_back_is_no_longer_pending(start_slapd, tmp_path, provider):
+    layout = start_slapd()
+    clock = Clock()
+    provider(synthetic.document(flavors=3))
+    job = publisher(layout, tmp_path, provider.command, delay=600, clock=clock)
+    job.run()
+    provider(synthetic.document(flavors=2))
+    job.run()
+    provider(synthetic.document(flavors=3))
+    clock.now += 3600
+    job.run()
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert stats["delayed"] == stats["deleted"] == 0
+
+
+@pytest.mark.parametrize(
+    ("bad_output", "reason"),
+    [
+        ('{"CloudComputingService": [', "not JSON"),
+        (json.dumps({"Share": []}), "exactly one CloudComputingService"),
+    ],
+)
+def test_malformed_provider_output_leaves_the_tree_untouched(
+    start_slapd, tmp_path, provider, ldapsearch, bad_output, reason
+):
+    layout = start_slapd()
+    provider(synthetic.document())
+    job = publisher(layout, tmp_path, provider.command)
+    job.run()
+    before = ldapsearch(layout.ldap_uri)
+    provider(bad_output)
+    assert job.run() == EXIT_FAILED
+    assert ldapsearch(layout.ldap_uri) == before
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["outcome"] == "failed" and reason in status["error"]
+
+
+def test_a_crashing_provider_keeps_the_last_good_data_and_is_reported(
+    start_slapd, tmp_path, provider, ldapsearch, caplog
+):
+    layout = start_slapd()
+    provider(synthetic.document())
+    job = publisher(layout, tmp_path, provider.command)
+    job.run()
+    before = ldapsearch(layout.ldap_uri)
+    job.source.command = [sys.executable, "-c", "raise SystemExit('keystone said no')"]
+    assert job.run() == EXIT_FAILED
+    assert ldapsearch(layout.ldap_uri) == before
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["outcome"] == "failed"
+    assert "exit status 1" in status["error"] and "keystone said no" in status["error"]
+    assert status["consecutive_failures"] == 1 and status["last_success"]
+    assert any("keystone said no" in r.message for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_a_provider_that_hangs_is_killed_at_the_timeout(start_slapd, tmp_path):
+    layout = start_slapd()
+    job = publisher(layout, tmp_path, ["sleep", "30"])
+    job.source.timeout = 0.5
+    assert job.run() == EXIT_FAILED
+    assert "timed out" in json.loads((tmp_path / "status.json").read_text())["error"]
+
+
+def test_anonymous_writes_are_refused(start_slapd, tmp_path, provider):
+    layout = start_slapd()
+    provider(synthetic.document())
+    publisher(layout, tmp_path, provider.command).run()
+    dn = "GLUE2DomainID=TEST-SITE,o=glue"
+    for tool, ldif in [
+        ("ldapadd", "dn: GLUE2GroupID=evil,o=glue\nobjectClass: GLUE2Group\nGLUE2GroupID: evil\n"),
+        (
+            "ldapmodify",
+            f"dn: {dn}\nchangetype: modify\nreplace: GLUE2EntityName\nGLUE2EntityName: pwned\n",
+        ),
+        ("ldapdelete", None),
+    ]:
+        args = [tool, "-x", "-H", layout.ldap_uri]
+        done = subprocess.run(
+            args + ([dn] if ldif is None else []), input=ldif or "", capture_output=True, text=True
+        )
+        assert done.returncode == 8, (tool, done.stderr)  # strongerAuthRequired
+        assert "Strong(er) authentication required" in done.stderr
+    # Nor can anyone bind as the rootdn over the network: it has no password.
+    done = subprocess.run(
+        ["ldapwhoami", "-x", "-H", layout.ldap_uri, "-D", "cn=updater,o=glue", "-w", "guess"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 49  # invalidCredentials
+
+
+def test_the_database_holds_more_than_the_default_mdb_map(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    """Stock slapd fills its 10 MiB map at ~8,300 GLUE entries; 12k must fit."""
+    layout = start_slapd()
+    provider(synthetic.document(vos=4, images_per_vo=3000, flavors=10))
+    job = publisher(layout, tmp_path, provider.command)
+    assert job.run() == EXIT_OK
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert stats["entries"] > 12000 and stats["failed"] == 0
+    out = ldapsearch(layout.ldap_uri, "(objectClass=GLUE2CloudComputingImage)", "1.1")
+    assert out.count("dn: ") == 12000
+
+
+def test_the_updater_validates_what_it_writes_before_writing_anything(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    """With conversion-time validation off (the fast path), the Updater still gates writes."""
+    layout = start_slapd()
+    provider(synthetic.document(flavors=2))
+    job = publisher(layout, tmp_path, provider.command)
+    job.source.converter = Converter("TEST-SITE", validate=False)
+    assert job.run() == EXIT_OK
+    before = ldapsearch(layout.ldap_uri)
+    bad = synthetic.document(flavors=2, images_per_vo=4)  # new images would be added...
+    for flavor in bad["CloudComputingInstanceType"]:
+        flavor["RAM"] = "lots"  # ...but one changed entry is invalid
+    provider(bad)
+    assert job.run() == EXIT_FAILED
+    assert ldapsearch(layout.ldap_uri) == before
+    assert "must be an integer" in json.loads((tmp_path / "status.json").read_text())["error"]
+
+
+def test_a_cycle_rereads_the_tree_when_someone_else_wrote_since(start_slapd, tmp_path):
+    layout = start_slapd()
+    first = Updater(connect_updater(layout), tmp_path / "a", delete_delay=0)
+    other = Updater(connect_updater(layout), tmp_path / "b", delete_delay=0)
+    small = Converter("TEST-SITE").convert(synthetic.document(flavors=2))
+    changed = Converter("TEST-SITE").convert(synthetic.document(flavors=2, flavor_ram={0: 512}))
+    assert first.apply(small).added == len(small)
+    assert first.apply(small).unchanged == len(small)  # from its remembered view
+    assert other.apply(changed).modified == 1
+    # first's remembered view is stale now; it must notice and put RAM back.
+    assert first.apply(small).modified == 1
+    (flavor0,) = [a for dn, a in first.current().items() if "flavor-0" in dn]
+    assert flavor0["GLUE2CloudComputingInstanceTypeRAM"] == [b"1024"]
+
+
+def test_a_new_creation_time_alone_waits_until_half_the_validity(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    """cloud-info-provider restamps everything each run; that alone must not rewrite the tree."""
+    layout = start_slapd()
+    clock = Clock()
+    clock.now = datetime(2026, 11, 22, tzinfo=UTC).timestamp()
+    stamp = lambda hours: (datetime(2026, 11, 22, tzinfo=UTC) + timedelta(hours=hours)).isoformat()  # noqa: E731
+    job = publisher(layout, tmp_path, provider.command, clock=clock)
+    provider(synthetic.document(flavors=2, stamp=stamp(0)))
+    job.run()
+    clock.now += 1800
+    provider(synthetic.document(flavors=2, stamp=stamp(0.5)))
+    job.run()
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert stats["modified"] == 0 and stats["deferred"] == stats["entries"] - 2
+    assert f"GLUE2EntityCreationTime: {stamp(0)}" in ldapsearch(
+        layout.ldap_uri, "(GLUE2ServiceID=*)"
+    )
+    # A real change is written at once, with its new time.
+    provider(synthetic.document(flavors=2, stamp=stamp(0.5), flavor_ram={0: 2048}))
+    job.run()
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert stats["modified"] == 1
+    flavor = ldapsearch(layout.ldap_uri, "(GLUE2CloudComputingInstanceTypeID=flavor-0)")
+    assert f"GLUE2EntityCreationTime: {stamp(0.5)}" in flavor
+    # Six hours on (half of the 12 h Validity) every entry gets its new time.
+    clock.now += 6 * 3600
+    provider(synthetic.document(flavors=2, stamp=stamp(6.5), flavor_ram={0: 2048}))
+    job.run()
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    assert stats["deferred"] == 0 and stats["modified"] == stats["entries"] - 2
+    assert f"GLUE2EntityCreationTime: {stamp(6.5)}" in ldapsearch(
+        layout.ldap_uri, "(GLUE2ServiceID=*)"
+    )
+
+
+def test_a_removed_vo_takes_its_share_policy_and_images_with_it(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    layout = start_slapd()
+    provider(synthetic.document(vos=2, images_per_vo=3, flavors=2))
+    job = publisher(layout, tmp_path, provider.command)
+    job.run()
+    provider(synthetic.document(vos=1, images_per_vo=3, flavors=2))
+    assert job.run() == EXIT_OK
+    stats = json.loads((tmp_path / "status.json").read_text())["stats"]
+    # The share, its mapping policy (a child of the share) and the VO's 3 images.
+    assert stats["deleted"] == 5 and stats["failed"] == 0
+    out = ldapsearch(layout.ldap_uri, "(|(GLUE2ShareID=*)(GLUE2PolicyRule=VO:vo1.example.org))")
+    assert "vo1.example.org" not in out and "vo0.example.org" in out
+    flavors = ldapsearch(layout.ldap_uri, "(GLUE2CloudComputingInstanceTypeID=flavor-0)")
+    assert "vo1.example.org" not in flavors  # its share dropped from the foreign keys

@@ -1,0 +1,120 @@
+"""Site BDII: aggregates resource BDIIs under GLUE2DomainID=<site>, read-only to all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from fedcloud_bdii import synthetic
+from fedcloud_bdii.convert import Converter
+from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, LdapSource, Publisher
+from fedcloud_bdii.slapd import connect_updater
+from fedcloud_bdii.updater import Updater
+
+
+def load_resource(layout, tmp_path, name, doc, site="TEST-SITE"):
+    updater = Updater(connect_updater(layout), tmp_path / name, delete_delay=0)
+    stats = updater.apply(Converter(site).convert(doc))
+    assert stats.failed == 0
+
+
+def site_job(site_layout, tmp_path, urls):
+    updater = Updater(connect_updater(site_layout), tmp_path / "site", delete_delay=0)
+    return Publisher("bdii-site", LdapSource(urls, "TEST-SITE"), updater, tmp_path / "site.json")
+
+
+def second_cloud() -> dict:
+    """A second OpenStack region of the same site: other service, endpoint and IDs."""
+    text = json.dumps(synthetic.document(vos=1, images_per_vo=2, flavors=1))
+    return json.loads(text.replace("cloud.example.org", "region2.example.org"))
+
+
+def test_site_bdii_serves_every_resource_bdii_under_the_site_domain(
+    start_slapd, tmp_path, ldapsearch
+):
+    first, second, site = start_slapd("r1"), start_slapd("r2"), start_slapd("site")
+    load_resource(first, tmp_path, "r1", synthetic.document(vos=2, images_per_vo=3, flavors=2))
+    load_resource(second, tmp_path, "r2", second_cloud())
+    job = site_job(site, tmp_path, [first.ldap_uri, second.ldap_uri])
+    assert job.run() == EXIT_OK
+
+    services = ldapsearch(
+        site.ldap_uri, "(objectClass=GLUE2CloudComputingService)", "GLUE2ServiceID"
+    )
+    assert "GLUE2ServiceID: https://cloud.example.org:5000/v3_cloud.compute" in services
+    assert "GLUE2ServiceID: https://region2.example.org:5000/v3_cloud.compute" in services
+    everything = ldapsearch(site.ldap_uri, "(objectClass=*)", "1.1")
+    dns = [line[4:] for line in everything.splitlines() if line.startswith("dn: ")]
+    assert all(dn.endswith("GLUE2DomainID=TEST-SITE,o=glue") or dn == "o=glue" for dn in dns)
+    # One domain and one cloud group, not one per resource BDII.
+    assert dns.count("GLUE2GroupID=cloud,GLUE2DomainID=TEST-SITE,o=glue") == 1
+    images = ldapsearch(site.ldap_uri, "(objectClass=GLUE2CloudComputingImage)", "1.1")
+    assert images.count("dn: ") == 6 + 2
+
+
+def test_entries_published_directly_under_o_glue_move_into_the_site_domain(
+    start_slapd, tmp_path, ldapsearch
+):
+    resource, site = start_slapd("r1"), start_slapd("site")
+    updater = Updater(connect_updater(resource), tmp_path / "r1", delete_delay=0)
+    updater.ensure_suffix()
+    updater.conn.add_s(
+        "GLUE2GroupID=cloud,o=glue",
+        [("objectClass", [b"GLUE2Group"]), ("GLUE2GroupID", [b"cloud"])],
+    )
+    assert site_job(site, tmp_path, [resource.ldap_uri]).run() == EXIT_OK
+    out = ldapsearch(site.ldap_uri, "(GLUE2GroupID=cloud)", "1.1")
+    assert out.strip() == "dn: GLUE2GroupID=cloud,GLUE2DomainID=TEST-SITE,o=glue"
+
+
+def test_a_changed_flavor_reaches_the_site_bdii_on_its_next_cycle(
+    start_slapd, tmp_path, ldapsearch
+):
+    resource, site = start_slapd("r1"), start_slapd("site")
+    load_resource(resource, tmp_path, "r1", synthetic.document(flavors=2))
+    job = site_job(site, tmp_path, [resource.ldap_uri])
+    job.run()
+    load_resource(resource, tmp_path, "r1", synthetic.document(flavors=2, flavor_ram={0: 3072}))
+    job.run()
+    assert json.loads((tmp_path / "site.json").read_text())["stats"]["modified"] == 1
+    out = ldapsearch(
+        site.ldap_uri,
+        "(GLUE2CloudComputingInstanceTypeID=flavor-0)",
+        "GLUE2CloudComputingInstanceTypeRAM",
+    )
+    assert "GLUE2CloudComputingInstanceTypeRAM: 3072" in out
+
+
+def test_an_unreachable_resource_bdii_keeps_the_site_data_and_is_reported(
+    start_slapd, tmp_path, ldapsearch
+):
+    resource, site = start_slapd("r1"), start_slapd("site")
+    load_resource(resource, tmp_path, "r1", synthetic.document())
+    job = site_job(site, tmp_path, [resource.ldap_uri])
+    job.run()
+    before = ldapsearch(site.ldap_uri)
+    job.source.urls = [resource.ldap_uri, "ldap://127.0.0.1:1"]
+    assert job.run() == EXIT_FAILED
+    assert ldapsearch(site.ldap_uri) == before
+    assert "ldap://127.0.0.1:1" in json.loads((tmp_path / "site.json").read_text())["error"]
+
+
+def test_site_bdii_refuses_anonymous_writes(start_slapd, tmp_path):
+    resource, site = start_slapd("r1"), start_slapd("site")
+    load_resource(resource, tmp_path, "r1", synthetic.document())
+    site_job(site, tmp_path, [resource.ldap_uri]).run()
+    ldif = (
+        "dn: GLUE2DomainID=TEST-SITE,o=glue\nchangetype: modify\n"
+        "replace: GLUE2EntityName\nGLUE2EntityName: pwned\n"
+    )
+    done = subprocess.run(
+        ["ldapmodify", "-x", "-H", site.ldap_uri], input=ldif, capture_output=True, text=True
+    )
+    assert done.returncode == 8, done.stderr
+    done = subprocess.run(
+        ["ldapadd", "-x", "-H", site.ldap_uri],
+        input="dn: GLUE2GroupID=x,o=glue\nobjectClass: GLUE2Group\nGLUE2GroupID: x\n",
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 8, done.stderr

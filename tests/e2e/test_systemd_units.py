@@ -1,0 +1,175 @@
+"""The systemd units: valid for systemd, and their commands work as written.
+
+The units name the installed paths (/usr/local/bin/docker-compose,
+/opt/fedcloud-appliance/compose/...); the tests swap in this checkout's and
+run the ExecStart/ExecStop lines themselves, under a project name of their
+own so they never touch a real installation.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+UNITS = sorted((ROOT / "systemd").glob("*.service"))
+WRAPPER = ROOT / "systemd" / "fedcloud-compose"
+COMPOSE = ROOT / ".venv" / "bin" / "docker-compose"
+PROJECT = "fedcloud-unit-test"
+STATUS_PORT = 43081
+
+
+def unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # keys are case-sensitive in systemd
+    parser.read(path)
+    return parser
+
+
+def localised(line: str) -> list[str]:
+    """A unit's command line, run with this checkout's wrapper."""
+    words = shlex.split(line)
+    assert words[0] == "/usr/local/sbin/fedcloud-compose"
+    return [str(WRAPPER), *words[1:]]
+
+
+def test_every_expected_unit_is_shipped():
+    assert [u.name for u in UNITS] == [
+        "bdii.service",
+        "cloudkeeper-os.service",
+        "fedcloud-appliance.service",
+    ]
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    for path in UNITS:
+        text = path.read_text().replace("/usr/local/sbin/fedcloud-compose", str(WRAPPER))
+        (tmp_path / path.name).write_text(text)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@pytest.fixture
+def host_dirs(tmp_path):
+    """What an operator's host holds: config with a secret, grid-security, image store."""
+    config, grid, images = (tmp_path / name for name in ("etc", "grid-security", "image_data"))
+    for directory in (config / "secrets", grid, images):
+        directory.mkdir(parents=True)
+    secret = config / "secrets" / "openstack-password"
+    secret.write_text("not-used-here\n")
+    os.chmod(secret, 0o600)
+    env = {
+        **os.environ,
+        "FEDCLOUD_CONFIG_DIR": str(config),
+        "FEDCLOUD_GRID_SECURITY": str(grid),
+        "FEDCLOUD_IMAGE_DATA": str(images),
+        "FEDCLOUD_STATUS_PORT": str(STATUS_PORT),
+        # Where the wrapper finds what the OVA installs under /usr/local and /opt.
+        "FEDCLOUD_COMPOSE_BIN": str(COMPOSE),
+        "FEDCLOUD_COMPOSE_FILE": str(ROOT / "compose" / "docker-compose.yml"),
+        "FEDCLOUD_PROJECT": PROJECT,
+        "FEDCLOUD_START_TIMEOUT": "60",
+    }
+    yield config, env
+    subprocess.run(
+        [
+            str(COMPOSE),
+            "-p",
+            PROJECT,
+            "-f",
+            str(ROOT / "compose" / "docker-compose.yml"),
+            "down",
+            "--volumes",
+        ],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+
+
+def write_config(config_dir: Path, body: str) -> None:
+    (config_dir / "appliance.yaml").write_text(textwrap.dedent(body))
+
+
+SUPERVISOR_ONLY = """
+    site: {name: UNIT-TEST, hostname: localhost}
+    openstack:
+      auth_url: http://localhost:5000/v3
+      username: fedcloud
+      password_file: /etc/fedcloud-appliance/secrets/openstack-password
+      project_name: fedcloud-ops
+    images: {enabled: false}
+    bdii: {enabled: false}
+"""
+
+
+def test_fedcloud_appliance_unit_starts_the_supervisor_and_stops_it(host_dirs):
+    config_dir, env = host_dirs
+    write_config(config_dir, SUPERVISOR_ONLY)
+    service = unit(ROOT / "systemd" / "fedcloud-appliance.service")["Service"]
+    start = subprocess.run(
+        localised(service["ExecStart"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert start.returncode == 0, start.stderr
+    status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{STATUS_PORT}/status.json"))
+    assert status["jobs"] == []
+    supervisors = [s for s in status["services"] if s["service"] == "supervisor"]
+    assert supervisors and supervisors[0]["state"] == "running"
+    labels = {"label": f"com.docker.compose.project={PROJECT}"}
+    (container,) = docker.from_env().containers.list(filters=labels)
+    mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+    assert "/var/run/docker.sock" in mounts  # the supervisor, and only it, has the socket
+    assert mounts["/etc/fedcloud-appliance"]["RW"] is False
+
+    stop = subprocess.run(
+        localised(service["ExecStop"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert stop.returncode == 0, stop.stderr
+    assert not docker.from_env().containers.list(all=True, filters=labels)
+
+
+def test_an_invalid_config_stops_the_supervisor_with_a_clear_message(host_dirs):
+    config_dir, env = host_dirs
+    write_config(config_dir, SUPERVISOR_ONLY + "    bdii: {schedule: hourly}\n")
+    service = unit(ROOT / "systemd" / "fedcloud-appliance.service")["Service"]
+    start = subprocess.run(
+        localised(service["ExecStart"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # What `systemctl start` fails with, and `journalctl -u` then shows.
+    assert start.returncode != 0
+    assert "supervisor: not working" in start.stderr
+    assert "invalid configuration" in start.stderr
+    assert "bdii.schedule: 'hourly' is not a cron expression" in start.stderr
