@@ -1,4 +1,7 @@
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,22 @@ def test_names_the_problem_with_a_bad_secret_file(tmp_path, make, problem):
     path = make(tmp_path / "pw")
     with pytest.raises(SecretFileError, match=problem):
         read_secret(path)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to read as another uid")
+def test_a_file_this_uid_cannot_read_names_the_uid_and_the_fix():
+    directory = Path(tempfile.mkdtemp())
+    os.chmod(directory, 0o755)  # pytest's own tmp dirs are closed to other users
+    path = write(directory / "pw", "s3cret", 0o600)
+    pid = os.fork()
+    if pid == 0:  # as an unprivileged service user would
+        os.setuid(65534)
+        try:
+            read_secret(path)
+        except SecretFileError as error:
+            ok = "cannot be read by uid 65534" in str(error) and "chown 65534" in str(error)
+            os._exit(0 if ok else 1)
+        os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    shutil.rmtree(directory)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -84,7 +84,7 @@ def host_dirs(tmp_path):
         "FEDCLOUD_STATUS_PORT": str(STATUS_PORT),
         # Where the wrapper finds what the OVA installs under /usr/local and /opt.
         "FEDCLOUD_COMPOSE_BIN": str(COMPOSE),
-        "FEDCLOUD_COMPOSE_FILE": str(ROOT / "compose" / "docker-compose.yml"),
+        "FEDCLOUD_COMPOSE_DIR": str(ROOT / "compose"),
         "FEDCLOUD_PROJECT": PROJECT,
         "FEDCLOUD_START_TIMEOUT": "60",
     }

@@ -53,7 +53,14 @@ def read_secret(path: str | os.PathLike[str]) -> Secret:
             problem=f"mode {stat.filemode(info.st_mode)} lets others read it",
             fix=f"run: chmod 600 {path}",
         )
-    value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except PermissionError:
+        raise SecretFileError(
+            path=path,
+            problem=f"cannot be read by uid {os.getuid()} (owner uid {info.st_uid})",
+            fix=f"make that uid its owner: chown {os.getuid()} {path}",
+        ) from None
     if not value:
         raise SecretFileError(path=path, problem="is empty", fix="write the secret into it")
     return Secret(value, str(path))

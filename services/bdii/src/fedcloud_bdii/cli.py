@@ -15,17 +15,19 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import ldap
 
 from fedcloud_bdii.config import BdiiConfig, ConfigError
-from fedcloud_bdii.convert import Converter
-from fedcloud_bdii.errors import BdiiError
+from fedcloud_bdii.convert import Converter, Entries
+from fedcloud_bdii.errors import BdiiError, ProviderRunError
 from fedcloud_bdii.publish import LdapSource, ProviderSource, Publisher
 from fedcloud_bdii.schema import Schema
 from fedcloud_bdii.slapd import Slapd, SlapdLayout, connect_updater
 from fedcloud_bdii.updater import Updater
+from fedcloud_common.errors import FedcloudError
 from fedcloud_common.openstack import Credentials
 
 LOG = logging.getLogger("fedcloud_bdii")
@@ -38,20 +40,7 @@ def layout_for(config: BdiiConfig) -> SlapdLayout:
 def build_publisher(config: BdiiConfig, role: str) -> Publisher:
     """The resource (provider) or site (aggregating) publisher for this config."""
     if role == "resource":
-        env, project_ids = None, {}
-        if config.openstack:
-            credentials = Credentials.from_dict(config.openstack)
-            env = {**os.environ, **credentials.environment()}
-            project_ids = resolve_projects(credentials, list(config.vos.values()))
-        site_yaml = config.state_dir / "cloud-info-provider.yaml"
-        site_yaml.parent.mkdir(parents=True, exist_ok=True)
-        site_yaml.write_text(config.site_yaml(project_ids))
-        source = ProviderSource(
-            config.provider_command(site_yaml),
-            Converter(config.site, validate=False),
-            config.provider_timeout,
-            env,
-        )
+        source = provider_source(config)
     else:
         source = LdapSource(config.resource_urls, config.site)
     updater = Updater(
@@ -59,6 +48,37 @@ def build_publisher(config: BdiiConfig, role: str) -> Publisher:
     )
     status = config.state_dir / "status.json"
     return Publisher(f"bdii-{'publish' if role == 'resource' else 'site'}", source, updater, status)
+
+
+def provider_source(config: BdiiConfig) -> Callable[[], Entries]:
+    """cloud-info-provider, prepared afresh each cycle.
+
+    Credentials and project ids are looked up per cycle, not at start: a
+    Keystone outage then fails that cycle (reported, old data kept) instead
+    of stopping the BDII.
+    """
+    site_yaml = config.state_dir / "cloud-info-provider.yaml"
+    site_yaml.parent.mkdir(parents=True, exist_ok=True)
+
+    def collect() -> Entries:
+        env, project_ids = None, {}
+        if config.openstack:
+            try:
+                credentials = Credentials.from_dict(config.openstack)
+                env = {**os.environ, **credentials.environment()}
+            except FedcloudError as exc:  # e.g. an unreadable password file
+                raise ProviderRunError(problem=str(exc)) from exc
+            project_ids = resolve_projects(credentials, list(config.vos.values()))
+        site_yaml.write_text(config.site_yaml(project_ids))
+        run = ProviderSource(
+            config.provider_command(site_yaml),
+            Converter(config.site, validate=False),
+            config.provider_timeout,
+            env,
+        )
+        return run()
+
+    return collect
 
 
 def resolve_projects(credentials: Credentials, projects: list[str]) -> dict[str, str]:
@@ -71,7 +91,7 @@ def resolve_projects(credentials: Credentials, projects: list[str]) -> dict[str,
     try:
         mine = credentials.connect().identity.get("/auth/projects").json()["projects"]
     except Exception as exc:  # keystoneauth and SDK errors alike
-        raise ConfigError(path="openstack", problem=f"cannot list projects: {exc}") from exc
+        raise ProviderRunError(problem=f"cannot list the user's projects: {exc}") from exc
     by_name = {p["name"]: p["id"] for p in mine}
     ids = {p["id"] for p in mine}
     resolved = {}
