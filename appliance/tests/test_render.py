@@ -16,9 +16,31 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "etc" / "appliance.example.yaml"
 
 @pytest.fixture
 def rendered(tmp_path):
+    """The example config with its secret files made real, rendered."""
+    host = tmp_path / "host"
     config = loader.load(EXAMPLE, check_files=False)
-    render.render_all(config, tmp_path)
-    return config, tmp_path
+    secrets = {}
+    for name in ("openstack-password", "appdb-token"):
+        path = host / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"{name}-value\n")
+        os.chmod(path, 0o600)
+        secrets[name] = path
+    auth = config.openstack.model_copy(update={"password_file": secrets["openstack-password"]})
+    lists = [
+        lst.model_copy(update={"token_file": secrets["appdb-token"]}) for lst in config.images.lists
+    ]
+    config = config.model_copy(
+        update={"openstack": auth, "images": config.images.model_copy(update={"lists": lists})}
+    )
+    out = tmp_path / "rendered"
+    render.render_all(config, out)
+    return config, out
+
+
+def in_volume(out, container_path: str) -> Path:
+    """Where a path the services see lies in the rendered directory."""
+    return out / Path(container_path).relative_to(render.IN_CONTAINERS)
 
 
 def test_accounting_json_is_accepted_by_both_accounting_jobs(rendered):
@@ -29,7 +51,9 @@ def test_accounting_json_is_accepted_by_both_accounting_jobs(rendered):
     assert extract.site_name == config.site.name
     assert extract.project_tag == "fedcloud"
     assert extract.start_date.isoformat() == "2026-01-01"
-    assert str(extract.keystone.password_file) == str(config.openstack.password_file)
+    password = in_volume(out, str(extract.keystone.password_file))
+    assert password.read_text() == "openstack-password-value\n"
+    assert password.stat().st_uid == render.SERVICE_UIDS["accounting"]
     assert send.protocol == "ams"
     assert send.host == config.accounting.sender.host
     assert (send.ams_project, send.destination) == ("accounting", "eu-egi-cloud-accounting")
@@ -47,11 +71,15 @@ def test_cloudkeeper_json_is_accepted_by_cloudkeeper(rendered):
         want.project,
     )
     assert (source.endorser_dn, source.endorser_ca) == (want.endorser.dn, want.endorser.ca)
-    assert str(source.token_file) == str(want.token_file)
+    token = in_volume(out, str(source.token_file))
+    assert token.read_text() == "appdb-token-value\n"
+    assert (token.stat().st_uid, token.stat().st_mode & 0o777) == (10030, 0o400)
     assert loaded.accepted_formats == ("qcow2", "raw")
     assert loaded.vo_projects == {"fedcloud.egi.eu": "vo-fedcloud"}
     credentials = Credentials.from_dict(loaded.openstack)
-    assert credentials.password_file == config.openstack.password_file
+    assert str(credentials.password_file) == (
+        f"{render.IN_CONTAINERS}/secrets/images/openstack-password"
+    )
     assert credentials.project_name == "fedcloud-ops"
 
 
@@ -68,12 +96,26 @@ def test_bdii_files_are_accepted_by_both_bdii_roles(rendered):
     assert site.openstack is None
 
 
-def test_rendered_files_are_world_readable_and_hold_no_secret(rendered, tmp_path):
+def test_settings_are_world_readable_and_hold_no_secret(rendered):
     _, out = rendered
     for path in out.rglob("*.json"):
         assert os.stat(path).st_mode & 0o777 == 0o644
         text = path.read_text()
         assert '"password"' not in text
+        assert "-value" not in text
+
+
+def test_each_service_gets_its_own_copy_readable_by_its_user_alone(rendered):
+    _, out = rendered
+    for service, uid in render.SERVICE_UIDS.items():
+        directory = out / "secrets" / service
+        assert (directory.stat().st_uid, directory.stat().st_mode & 0o777) == (uid, 0o700)
+        for secret in directory.iterdir():
+            assert (secret.stat().st_uid, secret.stat().st_mode & 0o777) == (uid, 0o400)
+    assert sorted(p.name for p in (out / "secrets" / "images").iterdir()) == [
+        "appdb-token",
+        "openstack-password",
+    ]
 
 
 def test_a_disabled_service_loses_its_file(rendered):
@@ -83,4 +125,5 @@ def test_a_disabled_service_loses_its_file(rendered):
     )
     render.render_all(config, out)
     assert not (out / "accounting.json").exists()
+    assert not (out / "secrets" / "accounting").exists()
     assert (out / "bdii" / "site.json").exists()

@@ -173,3 +173,65 @@ def test_an_invalid_config_stops_the_supervisor_with_a_clear_message(host_dirs):
     assert "supervisor: not working" in start.stderr
     assert "invalid configuration" in start.stderr
     assert "bdii.schedule: 'hourly' is not a cron expression" in start.stderr
+
+
+BDII_PORT = 43171
+UNREACHABLE_CLOUD = SUPERVISOR_ONLY.replace("http://localhost:5000/v3", "http://127.0.0.1:9/v3")
+
+
+def test_bdii_unit_serves_port_2170_read_only_and_reports_an_unreachable_cloud(host_dirs):
+    config_dir, env = host_dirs
+    env = {**env, "FEDCLOUD_BDII_PORT": str(BDII_PORT)}
+    write_config(
+        config_dir,
+        UNREACHABLE_CLOUD.replace("    bdii: {enabled: false}\n", "")
+        + "    bdii:\n      vos: {vo.demo.example: {project: vo-demo}}\n",
+    )
+    service = unit(ROOT / "systemd" / "bdii.service")["Service"]
+    start = subprocess.run(
+        localised(service["ExecStart"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # Rendered (secrets copied for the non-root BDII user), both BDIIs healthy.
+    assert start.returncode == 0, start.stderr
+    assert "resource-bdii: running healthy" in start.stdout
+    assert "site-bdii: running healthy" in start.stdout
+    uri = f"ldap://127.0.0.1:{BDII_PORT}"
+    search = subprocess.run(
+        ["ldapsearch", "-x", "-H", uri, "-b", "o=glue"], capture_output=True, text=True, check=False
+    )
+    assert search.returncode in (0, 32), search.stderr  # slapd answers anonymously
+    write = subprocess.run(
+        ["ldapadd", "-x", "-H", uri],
+        input="dn: o=glue\nobjectClass: organization\no: glue\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert write.returncode == 8  # strong(er) authentication required
+    labels = {"label": f"com.docker.compose.project={PROJECT}"}
+    resource = next(
+        c
+        for c in docker.from_env().containers.list(filters=labels)
+        if c.labels["com.docker.compose.service"] == "resource-bdii"
+    )
+    logs = resource.logs().decode()
+    # The password file was readable (no permission error); Keystone was not.
+    assert "cannot list the user's projects" in logs
+    assert "bdii-publish failed" in logs
+    assert "Permission denied" not in logs
+
+    stop = subprocess.run(
+        localised(service["ExecStop"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert stop.returncode == 0, stop.stderr
+    assert not docker.from_env().containers.list(filters=labels)

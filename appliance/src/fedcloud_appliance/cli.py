@@ -43,7 +43,6 @@ def _supervisor(config: ApplianceConfig, client: docker.DockerClient | None) -> 
             config,
             version("fedcloud-appliance"),
             os.environ.get("FEDCLOUD_COMPOSE_PROJECT", jobs.DEFAULT_PROJECT),
-            Path(os.environ.get("FEDCLOUD_HOST_CONFIG_DIR", jobs.CONFIG_DIR)),
         ),
         run,
         History(state / "history.sqlite"),

@@ -1,18 +1,17 @@
 """The appliance's scheduled jobs, derived from the config.
 
 One row per job kind: which service image runs it, the command, the
-volumes it needs. Job containers get the rendered service config (read
-only), the grid-security directory (read only) and the secret files the
-config names (bind-mounted read only at the same path), never secrets in
-their environment.
+volumes it needs. Job containers get the rendered config volume (read only:
+settings, and their own copies of the secrets they need, see render.py) and
+the grid-security directory (read only); never a secret in their
+environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-from fedcloud_appliance.config import ApplianceConfig, OpenStackAuth
+from fedcloud_appliance.config import ApplianceConfig
 from fedcloud_appliance.jobspec import JobSpec, Mount
 
 RENDERED = "/etc/fedcloud-appliance/rendered"
@@ -28,7 +27,6 @@ VOLUMES = {
     "image_spool": Mount("image_spool", "/var/spool/cloudkeeper", read_only=False),
 }
 DEFAULT_PROJECT = "fedcloud-appliance"
-CONFIG_DIR = Path("/etc/fedcloud-appliance")  # where the supervisor sees the host's config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,17 +81,9 @@ SCHEDULES = {
 
 
 def job_specs(
-    config: ApplianceConfig,
-    image_tag: str,
-    project: str = DEFAULT_PROJECT,
-    host_config_dir: Path = CONFIG_DIR,
+    config: ApplianceConfig, image_tag: str, project: str = DEFAULT_PROJECT
 ) -> list[JobSpec]:
-    """The enabled jobs, ready for the scheduler.
-
-    Volumes are those of compose ``project``; secret files under the config
-    dir are bind-mounted from where the host keeps it (``host_config_dir``),
-    at the path the config names.
-    """
+    """The enabled jobs, ready for the scheduler; volumes of compose ``project``."""
     tag = config.supervisor.image_tag or image_tag
     specs = []
     for kind in KINDS:
@@ -111,35 +101,10 @@ def job_specs(
                 mounts=tuple(
                     dataclasses.replace(VOLUMES[v], source=f"{project}_{VOLUMES[v].source}")
                     for v in kind.volumes
-                )
-                + _secret_mounts(config, kind.service, host_config_dir),
+                ),
                 environment=(("TZ", "UTC"),),
                 network=config.supervisor.job_network,
                 user=kind.user,
             )
         )
     return specs
-
-
-def _secret_mounts(
-    config: ApplianceConfig, service: str, host_config_dir: Path
-) -> tuple[Mount, ...]:
-    auth: OpenStackAuth = config.openstack_for(service)  # type: ignore[arg-type]
-    paths: list[Path] = auth.secret_files()
-    if auth.clouds_yaml:
-        paths.append(auth.clouds_yaml)
-    if service == "images":
-        paths += [lst.token_file for lst in config.images.lists if lst.token_file]
-        if config.images.lists_file:  # AppDB tokens may sit in its URLs
-            paths.append(config.images.lists_file)
-    if service == "accounting" and config.accounting.sender.token_file:
-        paths.append(config.accounting.sender.token_file)
-    return tuple(
-        Mount(str(_on_host(p, host_config_dir)), str(p), kind="bind") for p in sorted(set(paths))
-    )
-
-
-def _on_host(path: Path, host_config_dir: Path) -> Path:
-    if path.is_relative_to(CONFIG_DIR):
-        return host_config_dir / path.relative_to(CONFIG_DIR)
-    return path

@@ -1,14 +1,18 @@
 """Each service's native config, rendered from the one appliance file.
 
-The supervisor writes these into the shared ``config`` volume, which job
-containers mount read-only. Rendered files hold settings and the *paths*
-of secret files, never a secret itself.
+The supervisor (and compose's one-shot ``render``) writes these into the
+shared ``config`` volume, which the services mount read-only. The services
+run as their own non-root users, so the host's root-only secret files are
+copied into ``secrets/<service>/`` there, owned by that service's user and
+readable by it alone (0400); the rendered settings name those copies. No
+secret is ever written into a rendered settings file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,18 +22,23 @@ from fedcloud_appliance.config import ApplianceConfig, OpenStackAuth
 
 RENDER_DIR_ENV = "FEDCLOUD_RENDER_DIR"
 DEFAULT_RENDER_DIR = Path("/var/lib/fedcloud-appliance/rendered")
+# Where the services see the rendered volume.
+IN_CONTAINERS = "/etc/fedcloud-appliance/rendered"
+# The user each service's image runs as (the useradd in its Dockerfile).
+SERVICE_UIDS = {"images": 10030, "bdii": 10040, "accounting": 990}
+
+Stage = Callable[[Path | None], str | None]
 
 
-def openstack(auth: OpenStackAuth) -> dict[str, Any]:
+def openstack(auth: OpenStackAuth, stage: Stage) -> dict[str, Any]:
     """The shared credentials shape (fedcloud_common.openstack.Credentials)."""
-    return {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in auth.model_dump(mode="json").items()
-        if v is not None
-    }
+    rendered = auth.model_dump(mode="json")
+    for key in ("password_file", "application_credential_secret_file", "clouds_yaml"):
+        rendered[key] = stage(getattr(auth, key))
+    return {k: v for k, v in rendered.items() if v is not None}
 
 
-def cloudkeeper(config: ApplianceConfig) -> dict[str, Any]:
+def cloudkeeper(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
     images = config.images
     lists = []
     for image_list in images.lists:
@@ -40,7 +49,7 @@ def cloudkeeper(config: ApplianceConfig) -> dict[str, Any]:
             "url": str(image_list.url),
             "endorser_dn": endorser.dn,
             "endorser_ca": endorser.ca,
-            "token_file": str(image_list.token_file) if image_list.token_file else None,
+            "token_file": stage(image_list.token_file),
             "project": image_list.project,
             "vo": image_list.vo,
             "prefix": image_list.prefix,
@@ -49,7 +58,7 @@ def cloudkeeper(config: ApplianceConfig) -> dict[str, Any]:
         lists.append({k: v for k, v in entry.items() if v is not None})
     rendered: dict[str, Any] = {
         "lists": lists,
-        "openstack": openstack(config.openstack_for("images")),
+        "openstack": openstack(config.openstack_for("images"), stage),
         "ca_path": str(images.ca_dir),
         "tag": images.tag,
         "name_prefix": images.prefix,
@@ -57,25 +66,27 @@ def cloudkeeper(config: ApplianceConfig) -> dict[str, Any]:
         "vo_projects": {lst.vo: lst.project for lst in images.lists if lst.vo and lst.project},
     }
     if images.lists_file:
-        rendered["image_lists_conf"] = str(images.lists_file)
+        # cloudkeeper's list file may hold AppDB tokens in its URLs.
+        rendered["image_lists_conf"] = stage(images.lists_file)
     if images.endorser:
         rendered |= {"endorser_dn": images.endorser.dn, "endorser_ca": images.endorser.ca}
     return rendered
 
 
-def accounting(config: ApplianceConfig) -> dict[str, Any]:
+def accounting(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
     auth = config.openstack_for("accounting")
     caso, sender = config.accounting.caso, config.accounting.sender
     keystone = {
         "auth_url": str(auth.auth_url),
         "username": auth.username,
-        "password_file": str(auth.password_file),
+        "password_file": stage(auth.password_file),
         "user_domain_name": auth.user_domain_name,
         "project_domain_name": auth.project_domain_name,
         "region": auth.region,
         "ca_bundle": str(auth.ca_bundle) if auth.ca_bundle else None,
     }
     send = sender.model_dump(mode="json", exclude={"schedule"})
+    send["token_file"] = stage(sender.token_file)
     return {
         "extract": {
             "site_name": config.site.name,
@@ -90,7 +101,7 @@ def accounting(config: ApplianceConfig) -> dict[str, Any]:
     }
 
 
-def bdii(config: ApplianceConfig) -> dict[str, Any]:
+def bdii(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
     auth = config.openstack_for("bdii")
     delay = config.bdii.delete_delay.total_seconds()
     common = {"site": config.site.name, "port": 2170, "delete_delay": delay}
@@ -100,7 +111,7 @@ def bdii(config: ApplianceConfig) -> dict[str, Any]:
             # cloud-info-provider publishes Keystone's URL as the endpoint.
             "endpoint": str(auth.auth_url or ""),
             "vos": {vo: mapping.project for vo, mapping in config.bdii.vos.items()},
-            "openstack": openstack(auth),
+            "openstack": openstack(auth, stage),
             "interval": RESOURCE_REFRESH_S,
         },
         "site": common
@@ -117,24 +128,28 @@ RESOURCE_REFRESH_S = 1800
 SITE_REFRESH_S = 120
 
 # Config section -> renderer; a renderer's keys name files (``.json`` added).
-RENDERERS: dict[str, Callable[[ApplianceConfig], dict[str, Any]]] = {
-    "images": lambda config: {"cloudkeeper": cloudkeeper(config)},
-    "bdii": lambda config: {f"bdii/{role}": data for role, data in bdii(config).items()},
-    "accounting": lambda config: {"accounting": accounting(config)},
+RENDERERS: dict[str, Callable[[ApplianceConfig, Stage], dict[str, Any]]] = {
+    "images": lambda config, stage: {"cloudkeeper": cloudkeeper(config, stage)},
+    "bdii": lambda config, stage: {
+        f"bdii/{role}": data for role, data in bdii(config, stage).items()
+    },
+    "accounting": lambda config, stage: {"accounting": accounting(config, stage)},
 }
 
 
 def render_all(config: ApplianceConfig, out_dir: Path) -> list[Path]:
-    """Write every enabled service's files atomically.
+    """Write every enabled service's files (settings atomically) and secrets.
 
     The directory belongs to the renderer: files of services since disabled
-    are removed, so a job never reads a stale config.
+    are removed, so no service reads a stale config or an old secret.
     """
+    shutil.rmtree(out_dir / "secrets", ignore_errors=True)
     written = []
     for section, renderer in RENDERERS.items():
         if not getattr(config, section).enabled:
             continue
-        for name, data in renderer(config).items():
+        stage = _stager(out_dir / "secrets" / section, SERVICE_UIDS[section])
+        for name, data in renderer(config, stage).items():
             target = out_dir / f"{name}.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             _write_atomically(target, json.dumps(data, indent=2) + "\n")
@@ -142,6 +157,32 @@ def render_all(config: ApplianceConfig, out_dir: Path) -> list[Path]:
     for stale in set(out_dir.rglob("*.json")) - set(written):
         stale.unlink()
     return written
+
+
+def _stager(directory: Path, uid: int) -> Stage:
+    """Copies secret files for one service's user; returns the path it sees."""
+
+    staged: dict[Path, str] = {}
+
+    def stage(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        if path in staged:
+            return staged[path]
+        if not directory.exists():
+            directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700)
+            os.chown(directory, uid, uid)
+        target = directory / path.name
+        if target.exists():  # two secrets with one name: keep both
+            target = directory / f"{len(list(directory.iterdir()))}-{path.name}"
+        shutil.copyfile(path, target)
+        os.chown(target, uid, uid)
+        os.chmod(target, 0o400)
+        staged[path] = f"{IN_CONTAINERS}/{target.relative_to(directory.parent.parent)}"
+        return staged[path]
+
+    return stage
 
 
 def _write_atomically(target: Path, text: str) -> None:

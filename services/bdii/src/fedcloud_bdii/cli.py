@@ -130,11 +130,15 @@ def serve(config: BdiiConfig, role: str) -> int:
 
 
 def health(config: BdiiConfig) -> int:
-    """0 when slapd answers an anonymous read of o=glue on the configured port."""
+    """0 when slapd answers an anonymous read on the configured port."""
     conn = ldap.initialize(f"ldap://127.0.0.1:{config.port}")
     conn.set_option(ldap.OPT_NETWORK_TIMEOUT, 5)
     try:
         conn.search_s("o=glue", ldap.SCOPE_BASE, attrlist=["1.1"])
+    except ldap.NO_SUCH_OBJECT:
+        # slapd answers; nothing is published yet (a first provider run that
+        # failed is reported by the publisher, not by restarting slapd).
+        return 0
     except ldap.LDAPError as exc:
         print(f"bdii unhealthy: {exc}", file=sys.stderr)
         return 1
