@@ -44,6 +44,14 @@ def localised(line: str) -> list[str]:
     return [str(WRAPPER), *words[1:]]
 
 
+def run_unit(name: str, line: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a unit's ExecStart or ExecStop line as systemd would, here."""
+    command = unit(ROOT / "systemd" / name)["Service"][line]
+    return subprocess.run(
+        localised(command), env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 def test_every_expected_unit_is_shipped():
     assert [u.name for u in UNITS] == [
         "bdii.service",
@@ -124,15 +132,7 @@ SUPERVISOR_ONLY = """
 def test_fedcloud_appliance_unit_starts_the_supervisor_and_stops_it(host_dirs):
     config_dir, env = host_dirs
     write_config(config_dir, SUPERVISOR_ONLY)
-    service = unit(ROOT / "systemd" / "fedcloud-appliance.service")["Service"]
-    start = subprocess.run(
-        localised(service["ExecStart"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    start = run_unit("fedcloud-appliance.service", "ExecStart", env)
     assert start.returncode == 0, start.stderr
     status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{STATUS_PORT}/status.json"))
     assert status["jobs"] == []
@@ -144,14 +144,7 @@ def test_fedcloud_appliance_unit_starts_the_supervisor_and_stops_it(host_dirs):
     assert "/var/run/docker.sock" in mounts  # the supervisor, and only it, has the socket
     assert mounts["/etc/fedcloud-appliance"]["RW"] is False
 
-    stop = subprocess.run(
-        localised(service["ExecStop"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    stop = run_unit("fedcloud-appliance.service", "ExecStop", env)
     assert stop.returncode == 0, stop.stderr
     assert not docker.from_env().containers.list(all=True, filters=labels)
 
@@ -159,15 +152,7 @@ def test_fedcloud_appliance_unit_starts_the_supervisor_and_stops_it(host_dirs):
 def test_an_invalid_config_stops_the_supervisor_with_a_clear_message(host_dirs):
     config_dir, env = host_dirs
     write_config(config_dir, SUPERVISOR_ONLY + "    bdii: {schedule: hourly}\n")
-    service = unit(ROOT / "systemd" / "fedcloud-appliance.service")["Service"]
-    start = subprocess.run(
-        localised(service["ExecStart"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    start = run_unit("fedcloud-appliance.service", "ExecStart", env)
     # What `systemctl start` fails with, and `journalctl -u` then shows.
     assert start.returncode != 0
     assert "supervisor: not working" in start.stderr
@@ -187,15 +172,7 @@ def test_bdii_unit_serves_port_2170_read_only_and_reports_an_unreachable_cloud(h
         UNREACHABLE_CLOUD.replace("    bdii: {enabled: false}\n", "")
         + "    bdii:\n      vos: {vo.demo.example: {project: vo-demo}}\n",
     )
-    service = unit(ROOT / "systemd" / "bdii.service")["Service"]
-    start = subprocess.run(
-        localised(service["ExecStart"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    start = run_unit("bdii.service", "ExecStart", env)
     # Rendered (secrets copied for the non-root BDII user), both BDIIs healthy.
     assert start.returncode == 0, start.stderr
     assert "resource-bdii: running healthy" in start.stdout
@@ -225,13 +202,29 @@ def test_bdii_unit_serves_port_2170_read_only_and_reports_an_unreachable_cloud(h
     assert "bdii-publish failed" in logs
     assert "Permission denied" not in logs
 
-    stop = subprocess.run(
-        localised(service["ExecStop"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    stop = run_unit("bdii.service", "ExecStop", env)
+    assert stop.returncode == 0, stop.stderr
+    assert not docker.from_env().containers.list(filters=labels)
+
+
+def test_cloudkeeper_os_unit_runs_the_backend_as_its_own_user_with_its_secrets(host_dirs):
+    config_dir, env = host_dirs
+    write_config(
+        config_dir,
+        UNREACHABLE_CLOUD.replace("    images: {enabled: false}\n", "") + "    images:\n"
+        "      endorser: {dn: /CN=endorser, ca: /CN=ca}\n"
+        "      lists: [{name: demo, url: 'https://127.0.0.1:9/list', project: vo-demo}]\n",
     )
+    start = run_unit("cloudkeeper-os.service", "ExecStart", env)
+    assert start.returncode == 0, start.stderr
+    assert "cloudkeeper-os: running healthy" in start.stdout
+    labels = {"label": f"com.docker.compose.project={PROJECT}"}
+    (backend,) = docker.from_env().containers.list(filters=labels)
+    assert backend.exec_run("id -u").output.decode().strip() == "10030"
+    password = "/etc/fedcloud-appliance/rendered/secrets/images/openstack-password"
+    assert backend.exec_run(["cat", password]).output.decode() == "not-used-here\n"
+    assert "/var/run/docker.sock" not in {m["Destination"] for m in backend.attrs["Mounts"]}
+
+    stop = run_unit("cloudkeeper-os.service", "ExecStop", env)
     assert stop.returncode == 0, stop.stderr
     assert not docker.from_env().containers.list(filters=labels)
