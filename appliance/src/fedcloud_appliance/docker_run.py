@@ -16,7 +16,6 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount as DockerMount
 
-from fedcloud_appliance import execution
 from fedcloud_appliance.execution import Execution
 from fedcloud_appliance.jobspec import JobSpec
 
@@ -86,4 +85,4 @@ class DockerRunner:
             container.remove(force=True)
         except docker.errors.APIError as error:  # leave it for the operator, but say so
             LOG.warning("job %s: could not remove %s: %s", spec.name, container.name, error)
-        return record.finish(exit_code, execution.cap(output), reason=reason)
+        return record.finish(exit_code, output, reason=reason)  # finish caps it

@@ -41,12 +41,18 @@ class Execution:
         self.finished = _now()
         self.exit_code = exit_code
         self.output = cap(output)
-        summaries = [s for s in map(parse_summary, output.splitlines()) if s]
-        self.summary = next(
-            (line for line in reversed(output.splitlines()) if parse_summary(line)), ""
+        # The job's own verdict is its last summary line.
+        last = next(
+            (
+                (line, parsed)
+                for line in reversed(output.splitlines())
+                if (parsed := parse_summary(line))
+            ),
+            None,
         )
+        self.summary = last[0].strip() if last else ""
         if exit_code == 0:
-            self.outcome = summaries[-1][1] if summaries else "ok"  # type: ignore[assignment]
+            self.outcome = last[1][1] if last else "ok"  # type: ignore[assignment]
         else:
             self.outcome = "failed"
         self.reason = reason or ("" if exit_code == 0 else f"exit status {exit_code}")
