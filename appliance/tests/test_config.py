@@ -140,3 +140,30 @@ def test_accounting_refuses_application_credentials_caso_cannot_use(write, tmp_p
     )
     found = problems(write(text))
     assert "cASO authenticates with username + password_file only" in found[0]
+
+
+def test_a_relative_config_path_still_finds_its_secrets_directory(write, tmp_path, monkeypatch):
+    write(MINIMAL)  # the password file is named by its absolute path
+    monkeypatch.chdir(tmp_path)
+    assert loader.load("appliance.yaml").site.name == "TEST-SITE"
+
+
+def test_an_outbound_proxy_reaches_every_http_client_with_localhost_exempt(write, tmp_path):
+    bundle = tmp_path / "proxy-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = loader.load(
+        write(
+            MINIMAL
+            + "outbound:\n  https_proxy: http://proxy.test:3128\n  no_proxy: [keystone.test]\n"
+            + f"  ca_bundle: {bundle}\n"
+        )
+    )
+    env = config.outbound.environment()
+    assert env["HTTPS_PROXY"] == env["https_proxy"] == "http://proxy.test:3128"
+    assert env["NO_PROXY"] == env["no_proxy"] == "localhost,127.0.0.1,keystone.test"
+    assert loader.load(write(MINIMAL)).outbound.environment() == {}
+    missing = problems(write(MINIMAL + "outbound:\n  ca_bundle: /nonexistent/ca.pem\n"))
+    assert missing == [
+        "outbound.ca_bundle: /nonexistent/ca.pem does not exist; put the PEM file in the "
+        "config directory or remove the key"
+    ]

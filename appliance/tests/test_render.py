@@ -127,3 +127,30 @@ def test_a_disabled_service_loses_its_file(rendered):
     assert not (out / "accounting.json").exists()
     assert not (out / "secrets" / "accounting").exists()
     assert (out / "bdii" / "site.json").exists()
+
+
+def test_outbound_settings_reach_each_service_with_its_own_copy_of_the_ca(rendered, tmp_path):
+    config, out = rendered
+    bundle = tmp_path / "host" / "outbound-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    outbound = config.outbound.model_copy(
+        update={"https_proxy": "http://proxy.test:3128/", "no_proxy": ["keystone.example.org"],
+                "ca_bundle": bundle}
+    )  # fmt: skip
+    render.render_all(config.model_copy(update={"outbound": outbound}), out)
+    proxy = {
+        "HTTPS_PROXY": "http://proxy.test:3128",
+        "NO_PROXY": "localhost,127.0.0.1,keystone.example.org",
+    }
+
+    images = CloudkeeperConfig.from_file(out / "cloudkeeper.json")
+    assert proxy.items() <= images.environment.items()
+    assert in_volume(out, images.https_verify).stat().st_uid == render.SERVICE_UIDS["images"]
+    resource = BdiiConfig.load(out / "bdii" / "resource.json")
+    assert proxy.items() <= resource.provider_environment.items()
+    ca = in_volume(out, resource.provider_environment["REQUESTS_CA_BUNDLE"])
+    assert ca.read_text() == bundle.read_text()
+    assert ca.stat().st_uid == render.SERVICE_UIDS["bdii"]
+    send = accounting_config.load(accounting_config.SendConfig, out / "accounting.json", "send")
+    assert proxy.items() <= send.environment.items()
+    assert in_volume(out, str(send.ca_bundle)).read_text() == bundle.read_text()

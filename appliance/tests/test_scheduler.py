@@ -80,3 +80,37 @@ def test_start_catches_up_missed_jobs_once(tmp_path):
         sup.stop()
     assert runs == [("caso-extract", "catch-up")]
     assert sup.next_runs()["caso-extract"].minute == 0
+
+
+def test_catch_up_runs_a_job_after_the_one_it_feeds(tmp_path):
+    sync = FOUR_HOURLY
+    publish = JobSpec("bdii-publish", "img", ("x",), "*/30 * * * *", sync.timeout, after=sync.name)
+    send = JobSpec("apel-send", "img", ("x",), "0 */6 * * *", HOURLY.timeout, after=HOURLY.name)
+    sup = supervisor(tmp_path, ok, specs=(send, publish, HOURLY, sync))
+    assert sup.catch_up_chains(["apel-send", "bdii-publish", "caso-extract", "image-sync"]) == [
+        ["caso-extract", "apel-send"],
+        ["image-sync", "bdii-publish"],
+    ]
+    # A follower whose predecessor is not due runs on its own.
+    assert sup.catch_up_chains(["apel-send"]) == [["apel-send"]]
+
+
+def test_caught_up_followers_start_only_when_their_predecessor_ended(tmp_path):
+    events = []
+    done = threading.Event()
+    send = JobSpec("apel-send", "img", ("x",), "0 */6 * * *", HOURLY.timeout, after=HOURLY.name)
+
+    def recording(spec, record):
+        events.append(f"start {spec.name}")
+        events.append(f"end {spec.name}")
+        if spec.name == "apel-send":
+            done.set()
+        return ok(spec, record)
+
+    sup = supervisor(tmp_path, recording, specs=(send, HOURLY))
+    sup.start()
+    try:
+        assert done.wait(10)
+    finally:
+        sup.stop()
+    assert events == ["start caso-extract", "end caso-extract", "start apel-send", "end apel-send"]

@@ -57,3 +57,11 @@ def test_web_page_serves_html_and_the_same_json(tmp_path):
     assert '<tr class="failed"><td>bdii-publish</td>' in page
     assert '<tr class="ok"><td>image-sync</td>' in page
     assert {j["job"] for j in data["jobs"]} == {"image-sync", "bdii-publish"}
+
+
+def test_a_skipped_run_does_not_hide_the_last_real_outcome(tmp_path):
+    sup = supervisor(tmp_path)
+    with sup._exclusive("image-sync"):  # as if a scheduled run were in progress
+        assert sup.run_job("image-sync", "catch-up").outcome == "skipped"
+    last = {j["job"]: j for j in status.collect(sup, None)["jobs"]}["image-sync"]["last_run"]
+    assert (last["outcome"], last["summary"]) == ("ok", "image-sync ok added=3 duration=9.0s")

@@ -1,6 +1,6 @@
 """The demo cloud as a pytest fixture.
 
-Started through ``tools/demo up``, the same path as ``make demo``, under its
+Started through ``tools/demo cloud``, the first step of ``make demo``, under its
 own compose project and shifted ports so it runs beside a developer's demo.
 Tests connect with the clouds.yaml that command writes, so the snippet an
 operator is shown is the one under test.
@@ -71,10 +71,10 @@ def demo_cloud() -> DemoCloud:
     offset = int(os.environ.get("FEDCLOUD_TEST_PORT_OFFSET", "20000"))
     project = os.environ.get("FEDCLOUD_TEST_DEMO_PROJECT", "fedcloud-test")
     env = {**os.environ, "DEMO_PROJECT": project, "DEMO_PORT_OFFSET": str(offset)}
-    started = _demo("up", env)
+    started = _demo("cloud", env)
     if started.returncode != 0:
         pytest.fail(
-            f"tools/demo up failed (is the Docker engine running and `make images` done?)\n"
+            f"tools/demo cloud failed (is the Docker engine running and `make images` done?)\n"
             f"{started.stdout}\n{started.stderr}"
         )
     yield DemoCloud(

@@ -42,12 +42,17 @@ def _supervisor(config: ApplianceConfig, client: docker.DockerClient | None) -> 
         jobs.job_specs(
             config,
             version("fedcloud-appliance"),
-            os.environ.get("FEDCLOUD_COMPOSE_PROJECT", jobs.DEFAULT_PROJECT),
+            _project(),
         ),
         run,
         History(state / "history.sqlite"),
         state / "locks",
     )
+
+
+def _project() -> str:
+    """The compose project (or stack) this supervisor belongs to."""
+    return os.environ.get("FEDCLOUD_COMPOSE_PROJECT", jobs.DEFAULT_PROJECT)
 
 
 def _docker() -> docker.DockerClient | None:
@@ -86,7 +91,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = loader.load(args.config, check_files=False)
-    report = status.collect(_supervisor(config, None), _docker())
+    report = status.collect(_supervisor(config, None), _docker(), _project())
     print(status.as_json(report) if args.json else status.as_text(report))
     return 0
 
@@ -112,7 +117,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     LOG.info("rendered %s", ", ".join(p.name for p in rendered) or "nothing")
     client = _docker()
     supervisor = _supervisor(config, client)
-    server = web.serve(config.supervisor.status_port, lambda: status.collect(supervisor, client))
+    project = _project()
+    server = web.serve(
+        config.supervisor.status_port, lambda: status.collect(supervisor, client, project)
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -119,7 +119,9 @@ class ImageList(Section):
     token_file: Path | None = None
     endorser: Endorser | None = None
     vo: str | None = None
-    project: str | None = Field(None, description="project the VO's images go to")
+    project: str | None = Field(
+        None, description="project the VO's images go to; default: the VO's in bdii.vos"
+    )
     enabled: bool = True
     prefix: str = ""
 
@@ -169,9 +171,17 @@ class Bdii(Section):
     schedule: Cron = "*/30 * * * *"
     openstack: OpenStackAuth | None = None
     vos: dict[str, VoMapping] = {}
-    vo_map_file: Path | None = Field(None, description="voms.json-style VO-to-project map")
+    vo_map_file: Path | None = Field(
+        None,
+        description="voms.json-style VO-to-project map (Keystone-VOMS, cASO); the loader "
+        "merges its VOs into vos, whose own entries win",
+    )
     delete_delay: datetime.timedelta = datetime.timedelta(hours=1)
     port: int = Field(2170, ge=1, le=65535)
+
+    def projects(self) -> dict[str, str]:
+        """The site's VO -> project map: what the BDII publishes, where images go."""
+        return {vo: mapping.project for vo, mapping in self.vos.items()}
 
 
 class Caso(Section):
@@ -218,6 +228,37 @@ class Accounting(Section):
         return self
 
 
+class Outbound(Section):
+    """How the appliance reaches services outside the cloud: GOCDB, image lists, AMS.
+
+    Sites behind an HTTP proxy set it here once instead of in every
+    container; the demo uses it to reach its GOCDB stand-in as goc.egi.eu.
+    """
+
+    https_proxy: HttpUrl | None = Field(None, description="e.g. http://proxy.example.org:3128")
+    no_proxy: list[str] = Field(
+        [], description="hosts reached directly, e.g. the Keystone host; always with localhost"
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="CAs trusted for HTTPS to GOCDB, the image lists and AMS, instead of the "
+        "image's list of public CAs",
+    )
+
+    def environment(self) -> dict[str, str]:
+        """Proxy variables as every HTTP client in the images reads them."""
+        if self.https_proxy is None:
+            return {}
+        no_proxy = ",".join(dict.fromkeys(["localhost", "127.0.0.1", *self.no_proxy]))
+        proxy = str(self.https_proxy).rstrip("/")
+        return {
+            "HTTPS_PROXY": proxy,
+            "https_proxy": proxy,
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
+        }
+
+
 class Supervisor(Section):
     state_dir: Path = Path("/var/lib/fedcloud-appliance")
     status_port: int = Field(8080, ge=1, le=65535)
@@ -237,6 +278,7 @@ class ApplianceConfig(Section):
     images: Images = Images()
     bdii: Bdii = Bdii()
     accounting: Accounting = Accounting(enabled=False)
+    outbound: Outbound = Outbound()
     supervisor: Supervisor = Supervisor()
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ LABEL_PREFIX = "eu.egi.fedcloud"
 def labels(spec: JobSpec, trigger: str) -> dict[str, str]:
     return {
         f"{LABEL_PREFIX}.role": "job",
+        f"{LABEL_PREFIX}.project": spec.project,
         f"{LABEL_PREFIX}.job": spec.name,
         f"{LABEL_PREFIX}.trigger": trigger,
     }
@@ -43,7 +44,10 @@ class DockerRunner:
             # from a registry, and ours are built or loaded locally.
             container = self.client.containers.create(
                 spec.image,
-                list(spec.command),
+                # The whole argv, whatever ENTRYPOINT the image has (the BDII
+                # image's is its CLI, the others have none).
+                list(spec.command[1:]),
+                entrypoint=list(spec.command[:1]),
                 labels=labels(spec, record.trigger),
                 mem_limit=spec.memory,
                 nano_cpus=int(spec.cpus * 1e9),
@@ -54,7 +58,7 @@ class DockerRunner:
                 ],
                 user=spec.user,
                 network_mode=spec.network,
-                name=f"fedcloud-job-{spec.name}-{record.started:%Y%m%dT%H%M%S}",
+                name=f"{spec.project}-job-{spec.name}-{record.started:%Y%m%dT%H%M%S}",
             )
         except docker.errors.ImageNotFound:
             return record.finish(

@@ -27,6 +27,8 @@ VOLUMES = {
     "image_spool": Mount("image_spool", "/var/spool/cloudkeeper", read_only=False),
 }
 DEFAULT_PROJECT = "fedcloud-appliance"
+# How long image-sync waits for cloudkeeper-os to apply what it queued.
+BACKEND_WAIT_S = 1800
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class JobKind:
     command: tuple[str, ...]
     volumes: tuple[str, ...]
     user: str | None = None  # the image's own (non-root) user unless set
+    after: str | None = None  # catch-up order (JobSpec.after)
 
 
 KINDS = (
@@ -44,7 +47,16 @@ KINDS = (
         "image-sync",
         "images",
         "cloudkeeper",
-        ("fedcloud-cloudkeeper", "sync", "--config", f"{RENDERED}/cloudkeeper.json"),
+        # Ends when cloudkeeper-os has applied the changes: the run's outcome
+        # is then what Glance holds, and a publish after it shows the images.
+        (
+            "fedcloud-cloudkeeper",
+            "sync",
+            "--config",
+            f"{RENDERED}/cloudkeeper.json",
+            "--wait",
+            str(BACKEND_WAIT_S),
+        ),
         ("config", "grid_security", "image_data", "image_spool"),
     ),
     JobKind(
@@ -54,6 +66,7 @@ KINDS = (
         ("fedcloud-bdii", "publish", "--config", f"{RENDERED}/bdii/resource.json"),
         # Publishes into the resource BDII's slapd through its ldapi socket.
         ("config", "bdii_resource_state"),
+        after="image-sync",
     ),
     JobKind(
         "caso-extract",
@@ -70,6 +83,7 @@ KINDS = (
         ("config", "grid_security", "apel_spool"),
         # It signs with the host key, which sites keep root-only (0600).
         user="0",
+        after="caso-extract",
     ),
 )
 SCHEDULES = {
@@ -105,6 +119,8 @@ def job_specs(
                 environment=(("TZ", "UTC"),),
                 network=config.supervisor.job_network,
                 user=kind.user,
+                after=kind.after,
+                project=project,
             )
         )
     return specs

@@ -29,3 +29,9 @@ class JobSpec:
     environment: tuple[tuple[str, str], ...] = ()  # never secrets: those are files
     user: str | None = None
     network: str | None = None
+    # When both are caught up at start, this job runs after that one (a
+    # publish after the sync it publishes, a send after the extract it sends).
+    after: str | None = None
+    # The compose project (or stack) the job belongs to: in its container's
+    # name and labels, so two appliances on one engine never collide.
+    project: str = "fedcloud-appliance"

@@ -3,12 +3,14 @@
 Each problem is reported on its own line as ``<dotted.key>: <what is wrong>;
 <how to fix it>``, all problems at once, so one edit-and-check round fixes
 the whole file. Secret files named by the config are checked here too
-(present, private), but never read into the error text.
+(present, private), but never read into the error text. A voms.json-style
+VO map (``bdii.vo_map_file``) is read here and merged into ``bdii.vos``.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from fedcloud_appliance.config import DEFAULT_PATH, ApplianceConfig
+from fedcloud_appliance import vomap
+from fedcloud_appliance.config import DEFAULT_PATH, ApplianceConfig, VoMapping
 from fedcloud_common.errors import FedcloudError, SecretFileError
 from fedcloud_common.secrets import read_secret
 
 PATH_ENV = "FEDCLOUD_APPLIANCE_CONFIG"
+LOG = logging.getLogger(__name__)
 
 
 class ConfigError(FedcloudError):
@@ -34,11 +38,16 @@ class ConfigError(FedcloudError):
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    return Path(explicit or os.environ.get(PATH_ENV) or DEFAULT_PATH)
+    # Absolute, so the secrets directory beside it compares with absolute paths.
+    return Path(explicit or os.environ.get(PATH_ENV) or DEFAULT_PATH).absolute()
 
 
 def load(path: str | os.PathLike[str] | None = None, check_files: bool = True) -> ApplianceConfig:
-    """Load the file, validate it, and check the files it names."""
+    """Load the file, validate it, and check the files it names.
+
+    Files are only read with ``check_files``: without it (``status``),
+    ``bdii.vos`` holds appliance.yaml's entries alone.
+    """
     path = config_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -61,6 +70,8 @@ def load(path: str | os.PathLike[str] | None = None, check_files: bool = True) -
     if check_files:
         # The services mount only this directory (beside the config file).
         problems = _check_files(config, path.parent / "secrets")
+        config, vo_map_problems = _with_vo_map(config, path.parent)
+        problems += vo_map_problems
         if problems:
             raise ConfigError(path, problems)
     return config
@@ -148,10 +159,15 @@ def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
                 )
         if config.images.lists_file and not config.images.lists_file.is_file():
             problems.append(f"images.lists_file: {config.images.lists_file} does not exist")
-    if config.bdii.enabled and config.bdii.vo_map_file and not config.bdii.vo_map_file.is_file():
-        problems.append(f"bdii.vo_map_file: {config.bdii.vo_map_file} does not exist")
+    if config.outbound.ca_bundle and not config.outbound.ca_bundle.is_file():
+        problems.append(
+            f"outbound.ca_bundle: {config.outbound.ca_bundle} does not exist; put the PEM "
+            "file in the config directory or remove the key"
+        )
     if config.accounting.enabled:
         sender = config.accounting.sender
+        if sender.ca_bundle and not sender.ca_bundle.is_file():
+            problems.append(f"accounting.sender.ca_bundle: {sender.ca_bundle} does not exist")
         if not sender.cert.is_file():
             problems.append(
                 f"accounting.sender.cert: {sender.cert} does not exist; install the host "
@@ -169,3 +185,51 @@ def _check_secret(key: str, path: Path) -> list[str]:
     except SecretFileError as error:
         return [f"{key}: {error}"]
     return []
+
+
+def _with_vo_map(config: ApplianceConfig, config_dir: Path) -> tuple[ApplianceConfig, list[str]]:
+    """The config with bdii.vo_map_file's VOs added to bdii.vos.
+
+    appliance.yaml's entries win: the file is shared with other tools
+    (Keystone-VOMS, cASO) and may rightly differ, so a VO mapped elsewhere
+    there is a warning, not an error. Of a VO's several projects, the first
+    is used (one per VO, as the BDII publishes it), also with a warning.
+    """
+    bdii = config.bdii
+    path = bdii.vo_map_file
+    if path is None or not (bdii.enabled or config.images.enabled):
+        return config, []
+    if not path.is_file():
+        return config, [
+            f"bdii.vo_map_file: {path} does not exist; put the file in "
+            f"{config_dir.absolute()}/, the host directory the appliance's containers "
+            "mount, and point vo_map_file at it"
+        ]
+    try:
+        from_file = vomap.read(path)
+    except vomap.VoMapError as error:
+        return config, [f"bdii.vo_map_file: {problem}" for problem in error.problems]
+    vos = dict(bdii.vos)
+    for vo, projects in from_file.items():
+        given = bdii.vos.get(vo)
+        if given is None:
+            vos[vo] = VoMapping(project=projects[0])
+            if len(projects) > 1:
+                LOG.warning(
+                    "bdii.vo_map_file: VO %r has %d projects (%s); the appliance uses the "
+                    "first, %r; to choose another, set bdii.vos.%s.project",
+                    vo,
+                    len(projects),
+                    ", ".join(projects),
+                    projects[0],
+                    vo,
+                )
+        elif given.project not in projects:
+            LOG.warning(
+                "bdii.vos.%s: project %r is used, not %s from bdii.vo_map_file; make them "
+                "agree to silence this warning",
+                vo,
+                given.project,
+                ", ".join(repr(p) for p in projects),
+            )
+    return config.model_copy(update={"bdii": bdii.model_copy(update={"vos": vos})}), []

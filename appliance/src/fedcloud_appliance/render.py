@@ -33,24 +33,28 @@ Stage = Callable[[Path | None], str | None]
 def openstack(auth: OpenStackAuth, stage: Stage) -> dict[str, Any]:
     """The shared credentials shape (fedcloud_common.openstack.Credentials)."""
     rendered = auth.model_dump(mode="json")
-    for key in ("password_file", "application_credential_secret_file", "clouds_yaml"):
+    # The CA bundle too: the host's path means nothing inside the containers.
+    for key in ("password_file", "application_credential_secret_file", "clouds_yaml", "ca_bundle"):
         rendered[key] = stage(getattr(auth, key))
     return {k: v for k, v in rendered.items() if v is not None}
 
 
 def cloudkeeper(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
     images = config.images
+    # A list with a VO but no project of its own goes to the VO's project.
+    site_vos = config.bdii.projects()
     lists = []
     for image_list in images.lists:
         endorser = image_list.endorser or images.endorser
         assert endorser is not None  # guaranteed by validation
+        vo_project = site_vos.get(image_list.vo) if image_list.vo else None
         entry = {
             "name": image_list.name,
             "url": str(image_list.url),
             "endorser_dn": endorser.dn,
             "endorser_ca": endorser.ca,
             "token_file": stage(image_list.token_file),
-            "project": image_list.project,
+            "project": image_list.project or vo_project,
             "vo": image_list.vo,
             "prefix": image_list.prefix,
             "enabled": image_list.enabled,
@@ -63,8 +67,12 @@ def cloudkeeper(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
         "tag": images.tag,
         "name_prefix": images.prefix,
         "accepted_formats": images.formats,
-        "vo_projects": {lst.vo: lst.project for lst in images.lists if lst.vo and lst.project},
+        "vo_projects": site_vos
+        | {lst.vo: lst.project for lst in images.lists if lst.vo and lst.project},
+        "environment": config.outbound.environment(),
     }
+    if config.outbound.ca_bundle:
+        rendered["https_verify"] = stage(config.outbound.ca_bundle)
     if images.lists_file:
         # cloudkeeper's list file may hold AppDB tokens in its URLs.
         rendered["image_lists_conf"] = stage(images.lists_file)
@@ -83,10 +91,12 @@ def accounting(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
         "user_domain_name": auth.user_domain_name,
         "project_domain_name": auth.project_domain_name,
         "region": auth.region,
-        "ca_bundle": str(auth.ca_bundle) if auth.ca_bundle else None,
+        "ca_bundle": stage(auth.ca_bundle),
     }
     send = sender.model_dump(mode="json", exclude={"schedule"})
     send["token_file"] = stage(sender.token_file)
+    send["ca_bundle"] = stage(sender.ca_bundle or config.outbound.ca_bundle)
+    send["environment"] = config.outbound.environment()
     return {
         "extract": {
             "site_name": config.site.name,
@@ -110,9 +120,16 @@ def bdii(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
         | {
             # cloud-info-provider publishes Keystone's URL as the endpoint.
             "endpoint": str(auth.auth_url or ""),
-            "vos": {vo: mapping.project for vo, mapping in config.bdii.vos.items()},
+            "vos": config.bdii.projects(),
             "openstack": openstack(auth, stage),
             "interval": RESOURCE_REFRESH_S,
+            # For cloud-info-provider's GOCDB query (it honours only these).
+            "provider_environment": config.outbound.environment()
+            | (
+                {"REQUESTS_CA_BUNDLE": stage(config.outbound.ca_bundle)}
+                if config.outbound.ca_bundle
+                else {}
+            ),
         },
         "site": common
         | {

@@ -8,7 +8,9 @@
 - After downtime, a job whose last attempt is older than its previous
   scheduled time runs once at start ("catch-up"), however many runs were
   missed; a job never run before runs at start too, so a new site does not
-  wait hours for its first images or records.
+  wait hours for its first images or records. Caught-up jobs that feed one
+  another run in order (``JobSpec.after``): the first BDII publish then
+  shows the first images, the first send carries the first records.
 """
 
 from __future__ import annotations
@@ -115,11 +117,34 @@ class Supervisor:
             )
         now = datetime.datetime.now(datetime.UTC)
         if catch_up:
-            for name in self.missed(now):
+            for chain in self.catch_up_chains(self.missed(now)):
                 self.scheduler.add_job(
-                    self.run_job, args=(name, "catch-up"), id=f"{name}-catch-up", name=name
+                    self._catch_up, args=(chain,), id=f"{chain[0]}-catch-up", name=chain[0]
                 )
         self.scheduler.start()
+
+    def catch_up_chains(self, missed: list[str]) -> list[list[str]]:
+        """The missed jobs as sequences: each after the job its spec names, if missed too."""
+        followers: dict[str, list[str]] = {}
+        heads = []
+        for name in missed:
+            after = self.specs[name].after
+            if after in missed:
+                followers.setdefault(after, []).append(name)
+            else:
+                heads.append(name)
+        chains = []
+        for head in heads:
+            chain, todo = [], [head]
+            while todo:
+                chain.append(name := todo.pop(0))
+                todo += followers.get(name, [])
+            chains.append(chain)
+        return chains
+
+    def _catch_up(self, chain: list[str]) -> None:
+        for name in chain:
+            self.run_job(name, "catch-up")
 
     def next_runs(self) -> dict[str, datetime.datetime | None]:
         if self.scheduler.running:

@@ -20,11 +20,14 @@ def _iso(value: datetime.datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def collect(supervisor: Supervisor, client: docker.DockerClient | None) -> dict[str, Any]:
+def collect(
+    supervisor: Supervisor, client: docker.DockerClient | None, project: str | None = None
+) -> dict[str, Any]:
     next_runs = supervisor.next_runs()
     jobs = []
     for name, spec in supervisor.specs.items():
-        last = supervisor.history.last(name)
+        # A skipped run (another was in progress) says nothing about the job's state.
+        last = supervisor.history.last_attempt(name) or supervisor.history.last(name)
         jobs.append(
             {
                 "job": name,
@@ -46,12 +49,18 @@ def collect(supervisor: Supervisor, client: docker.DockerClient | None) -> dict[
     return {
         "generated": _iso(datetime.datetime.now(datetime.UTC)),
         "jobs": jobs,
-        "services": services(client),
+        "services": services(client, project),
     }
 
 
-def services(client: docker.DockerClient | None) -> list[dict[str, str]] | dict[str, str]:
-    """Health of the long-running services, from their container labels."""
+def services(
+    client: docker.DockerClient | None, project: str | None = None
+) -> list[dict[str, str]] | dict[str, str]:
+    """Health of the long-running services, from their container labels.
+
+    Only this appliance's (compose project or swarm stack ``project``): a
+    second appliance or the tests' copy on the same engine is not ours.
+    """
     if client is None:
         return {"error": "no Docker engine configured"}
     try:
@@ -62,6 +71,10 @@ def services(client: docker.DockerClient | None) -> list[dict[str, str]] | dict[
         return {"error": f"Docker engine unreachable: {error}"}
     found = []
     for container in containers:
+        labels = container.labels
+        owner = labels.get("com.docker.compose.project") or labels.get("com.docker.stack.namespace")
+        if project is not None and owner != project:
+            continue
         state = container.attrs.get("State", {})
         found.append(
             {

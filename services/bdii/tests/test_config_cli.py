@@ -67,3 +67,9 @@ def test_cli_fails_loudly_on_a_bad_config_or_a_bdii_that_is_down(tmp_path, caplo
     assert "configuration" in caplog.text
     down = write(tmp_path, f'site = "S"\nport = {free_port()}\n')
     assert cli.main(["health", "-c", str(down)]) == 1
+
+
+def test_after_a_failed_cycle_the_next_comes_sooner_backing_off_to_the_interval():
+    waits = [cli.next_cycle_in(120, failed) for failed in range(6)]
+    assert waits == [120, 10, 20, 40, 80, 120]
+    assert cli.next_cycle_in(1800, 0) == 1800 and cli.next_cycle_in(5, 3) == 5

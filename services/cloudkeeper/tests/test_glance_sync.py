@@ -580,3 +580,37 @@ def test_the_command_line_dry_runs_syncs_reports_status_and_cleans_up(site, tmp_
     assert cleaned.returncode == 0 and "retire cli" in cleaned.stdout
     _cli("cloudkeeper-os", config_file, "drain")
     assert site.images() == {}
+
+
+def test_sync_wait_ends_when_the_backend_has_applied_or_says_it_has_not(site, tmp_path):
+    site.publish([site.serve_image("waited", qcow2(tmp_path, 4, "waited"))])
+    source = site.config.lists[0]
+    config_file = tmp_path / "cloudkeeper.json"
+    config_file.write_text(json.dumps({
+        "lists": [{"name": source.name, "url": source.url, "endorser_dn": source.endorser_dn,
+                   "endorser_ca": source.endorser_ca, "project": "vo-demo"}],
+        **{key: str(getattr(site.config, key)) for key in
+           ("ca_path", "state_dir", "cache_dir", "spool_dir", "clouds_yaml", "https_verify")},
+        "cloud": "fedcloud-demo", "tag": site.tag, "retries": 0,
+    }))  # fmt: skip
+
+    # No backend running: the run says so instead of claiming success.
+    unapplied = _cli("cloudkeeper", config_file, "sync", "--wait", "3")
+    assert unapplied.returncode == 1
+    assert "not yet applied by cloudkeeper-os" in unapplied.stderr
+    _, outcome, counts = _summary(unapplied)
+    assert (outcome, counts["add"], counts["not_applied"]) == ("partial", "1", "1")
+    assert site.images() == {}
+
+    backend = subprocess.Popen(
+        [str(Path(sys.executable).parent / "cloudkeeper-os"), "--config", str(config_file),
+         "serve", "--poll", "0.5"]
+    )  # fmt: skip
+    try:
+        applied = _cli("cloudkeeper", config_file, "sync", "--wait", "120")
+    finally:
+        backend.terminate()
+        backend.wait(30)
+    assert applied.returncode == 0, applied.stderr
+    assert _summary(applied)[1] == "ok" and "not_applied" not in _summary(applied)[2]
+    assert set(site.images()) == {("demo", "waited")}  # in Glance when the run ends

@@ -75,6 +75,9 @@ class SendConfig(_Model):
     key: Path = Path("/etc/grid-security/hostkey.pem")
     ca_bundle: Path | None = Field(None, description="CAs that sign the endpoint's certificate")
     server_cert: Path | None = Field(None, description="encrypt each message to this certificate")
+    environment: dict[str, str] = Field(
+        {}, description="proxy variables (HTTPS_PROXY, NO_PROXY) for reaching AMS"
+    )
     spool_dir: Path = APEL_SPOOL
     quarantine_dir: Path = Path("/var/spool/apel/quarantine")
     message_timeout_s: float = Field(30, gt=0, description="bound on sending one message")

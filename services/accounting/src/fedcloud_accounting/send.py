@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,4 +207,6 @@ class SendJob:
 def main(config_path: Path) -> int:
     from fedcloud_accounting.config import load
 
-    return SendJob(load(SendConfig, config_path, "send")).run()
+    config = load(SendConfig, config_path, "send")
+    os.environ.update(config.environment)  # requests reads the proxy from here
+    return SendJob(config).run()

@@ -62,10 +62,12 @@ def provider_source(config: BdiiConfig) -> Callable[[], Entries]:
 
     def collect() -> Entries:
         env, project_ids = None, {}
+        if config.provider_environment:
+            env = {**os.environ, **config.provider_environment}
         if config.openstack:
             try:
                 credentials = Credentials.from_dict(config.openstack)
-                env = {**os.environ, **credentials.environment()}
+                env = {**(env or os.environ), **credentials.environment()}
             except FedcloudError as exc:  # e.g. an unreadable password file
                 raise ProviderRunError(problem=str(exc)) from exc
             project_ids = resolve_projects(credentials, list(config.vos.values()))
@@ -108,6 +110,21 @@ def resolve_projects(credentials: Credentials, projects: list[str]) -> dict[str,
     return resolved
 
 
+def next_cycle_in(interval: float, failed_in_a_row: int) -> float:
+    """Seconds to the next cycle: soon again after a failure, backing off.
+
+    At start the site BDII often asks before the resource BDII answers, and
+    a cloud may be briefly down; waiting a whole interval then leaves the
+    BDII empty or stale for minutes.
+    """
+    if failed_in_a_row == 0:
+        return interval
+    return min(interval, RETRY_FIRST_S * 2 ** (failed_in_a_row - 1))
+
+
+RETRY_FIRST_S = 10.0
+
+
 def serve(config: BdiiConfig, role: str) -> int:
     slapd = Slapd(layout_for(config))
     slapd.start()
@@ -117,13 +134,14 @@ def serve(config: BdiiConfig, role: str) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         publisher = build_publisher(config, role)
+        failed = 0
         while not stop.is_set():
             if slapd.process is not None and slapd.process.poll() is not None:
                 # Exit so the container's restart policy brings both back.
                 LOG.error("slapd exited with %s; stopping", slapd.process.returncode)
                 return 1
-            publisher.run()
-            stop.wait(config.interval)
+            failed = failed + 1 if publisher.run() != 0 else 0
+            stop.wait(next_cycle_in(config.interval, failed))
     finally:
         slapd.stop()
     return 0

@@ -45,6 +45,9 @@ class BdiiConfig:
     # shape, secrets as file paths); cloud-info-provider then gets them as
     # OS_* variables. Without them, provider_args/OS_* must say how to log in.
     openstack: dict[str, Any] | None = None
+    # Extra variables for cloud-info-provider alone: the proxy and CA bundle
+    # through which it reaches GOCDB (the appliance's `outbound` section).
+    provider_environment: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> BdiiConfig:

@@ -37,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--dry-run", action="store_true", help="say what would change and why")
     sync.add_argument("--list", help="only this list")
     sync.add_argument("--drain", action="store_true", help="then apply the queue in this process")
+    sync.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="then wait up to SECONDS for cloudkeeper-os to apply the queue, so the run "
+        "ends with the images in Glance (what the supervisor's image-sync job does)",
+    )
     verify = commands.add_parser("verify", help="fetch and verify one list, change nothing")
     verify.add_argument("list", help="the list's configured name")
     commands.add_parser("status", help="per list and image: ok / pending / error, with reasons")
@@ -51,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         config = Config.from_file(args.config)
+        os.environ.update(config.environment)  # requests reads the proxy from here
         if args.command == "status":
             return _status(config)
         if args.command == "vmcatcher-event":
@@ -79,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             if counts["failed"]:
                 print(f"backend: {counts}", file=sys.stderr)
                 return _finish("cloudkeeper-sync", report, False, started, backend_failed=True)
-        return _finish("cloudkeeper-sync", report, args.dry_run, started)
+        waiting = 0
+        if args.wait and not args.dry_run and not report.skipped:
+            waiting = _wait_for_backend(Spool(config.spool_dir), args.wait)
+        return _finish("cloudkeeper-sync", report, args.dry_run, started, waiting=waiting)
     except (FedcloudError, OSError) as error:
         print(f"cloudkeeper: {error}", file=sys.stderr)
         print(
@@ -128,8 +140,27 @@ def backend_main(argv: list[str] | None = None) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _wait_for_backend(spool: Spool, timeout: float, poll: float = 2.0) -> int:
+    """Requests cloudkeeper-os has not applied after ``timeout`` seconds (0: all done)."""
+    deadline = time.monotonic() + timeout
+    while (pending := len(spool.pending())) and time.monotonic() < deadline:
+        time.sleep(poll)
+    if pending:
+        print(
+            f"{pending} request(s) not yet applied by cloudkeeper-os after {timeout:.0f} s: "
+            "is it running? (systemctl status cloudkeeper-os)",
+            file=sys.stderr,
+        )
+    return pending
+
+
 def _finish(
-    job: str, report: Report, dry_run: bool, started: float, backend_failed: bool = False
+    job: str,
+    report: Report,
+    dry_run: bool,
+    started: float,
+    backend_failed: bool = False,
+    waiting: int = 0,
 ) -> int:
     if report.skipped:
         print(
@@ -145,7 +176,7 @@ def _finish(
                 print(f"  {'would ' if dry_run else ''}{action.describe()}")
         for error in outcome.errors:
             print(f"  error: {error}")
-    failed = report.failed or backend_failed
+    failed = report.failed or backend_failed or waiting > 0
     outcome = (
         "ok"
         if not failed
@@ -157,6 +188,8 @@ def _finish(
     )
     counts = {"dry_run": "yes"} if dry_run else {}
     counts.update(report.counts())
+    if waiting:
+        counts["not_applied"] = waiting
     print(format_summary(job, outcome, counts, time.monotonic() - started))
     return 1 if failed else 0
 

@@ -59,6 +59,9 @@ class Config:
     # What verifies the list and image servers' TLS: True (system CAs), a
     # bundle file or a hashed directory.
     https_verify: bool | str = True
+    # Proxy variables (HTTPS_PROXY, NO_PROXY) for the list and image
+    # downloads; the appliance renders them from its `outbound` section.
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
     name_prefix: str = ""
     tag: str = DEFAULT_TAG
     accepted_formats: tuple[str, ...] = ("qcow2", "raw")

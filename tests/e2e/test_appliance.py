@@ -1,0 +1,303 @@
+"""The whole appliance, as `make demo` runs it, asserted from outside.
+
+``tools/demo up`` (what `make demo` runs) starts the demo cloud, the
+stand-ins and the appliance's services through the systemd units' wrapper,
+and fails unless images reach Glance and the site BDII and accounting
+records reach the stand-in within its time limit. These tests then check
+each of those claims themselves, that a crashed service comes back and the
+next job works, that no secret leaks into `docker inspect` or a log, and
+that the same compose file deploys as a swarm stack whose BDII answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import openstack.config
+import openstack.connection
+import pytest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = os.environ.get("FEDCLOUD_TEST_APPLIANCE_PROJECT", "fedcloud-e2e")
+OFFSET = int(os.environ.get("FEDCLOUD_TEST_APPLIANCE_OFFSET", "21000"))
+STATE = ROOT / "build" / "demo" / PROJECT
+BDII_PORT, STATUS_PORT = 2170 + OFFSET, 8080 + OFFSET
+SERVICES = ("supervisor", "cloudkeeper-os", "resource-bdii", "site-bdii")
+DEMO_IMAGES = {"FedCloud demo image (qcow2)", "FedCloud demo image (raw)"}
+SECRET = "fedcloudpass"  # the demo user's Keystone password, in etc/secrets/
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "DEMO_PROJECT": PROJECT, "DEMO_PORT_OFFSET": str(OFFSET)}
+
+
+@pytest.fixture(scope="module")
+def appliance() -> Iterator[str]:
+    """The demo, up and working; yields what `tools/demo up` printed."""
+    started = time.monotonic()
+    up = subprocess.run(
+        [str(ROOT / "tools" / "demo"), "up"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    try:
+        assert up.returncode == 0, (
+            f"tools/demo up failed:\n{up.stdout[-6000:]}\n{up.stderr[-4000:]}"
+        )
+        print(f"tools/demo up: everything working after {elapsed:.0f} s")
+        yield up.stdout
+    finally:
+        if os.environ.get("FEDCLOUD_TEST_KEEP_DEMO") != "1":
+            subprocess.run(
+                [str(ROOT / "tools" / "demo"), "down"],
+                cwd=ROOT,
+                env=_env(),
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+
+
+@pytest.fixture(scope="module")
+def engine() -> docker.DockerClient:
+    return docker.from_env()
+
+
+@pytest.fixture(scope="module")
+def glance(appliance: str) -> openstack.connection.Connection:
+    config = openstack.config.OpenStackConfig(config_files=[str(STATE / "clouds.yaml")])
+    return openstack.connection.Connection(config=config.get_one(cloud="fedcloud-demo-admin"))
+
+
+def container(engine: docker.DockerClient, service: str):
+    return engine.containers.get(f"{PROJECT}-{service}-1")
+
+
+def ldapsearch(port: int, object_class: str, *attributes: str) -> str:
+    done = subprocess.run(
+        ["ldapsearch", "-x", "-LLL", "-H", f"ldap://localhost:{port}", "-b", "o=glue",
+         f"(objectClass={object_class})", *attributes],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return done.stdout if done.returncode == 0 else ""
+
+
+def appliance_cli(engine: docker.DockerClient, *args: str) -> tuple[int, str]:
+    result = container(engine, "supervisor").exec_run(["appliance", *args])
+    return result.exit_code, result.output.decode()
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 240) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(3)
+    pytest.fail(f"not within {timeout:.0f} s: {what}")
+
+
+def demo_images(glance: openstack.connection.Connection) -> dict[str, object]:
+    return {
+        i.name: i for i in glance.image.images(tag="fedcloud-appliance") if i.status == "active"
+    }
+
+
+def test_make_demo_says_what_to_try_next(appliance):
+    assert "The FedCloud appliance is running against the demo cloud" in appliance
+    assert f"ldapsearch -x -H ldap://localhost:{BDII_PORT} -b o=glue" in appliance
+    assert "appliance run image-sync" in appliance
+
+
+def test_the_image_list_is_in_glance_shared_with_the_vo_project(glance):
+    images = demo_images(glance)
+    assert set(images) == DEMO_IMAGES
+    vo_project = glance.identity.find_project("vo-fedcloud")
+    for image in images.values():
+        members = {m.member_id for m in glance.image.members(image)}
+        assert vo_project.id in members, image.name
+
+
+def test_the_site_bdii_publishes_the_images_and_flavors(appliance):
+    images = ldapsearch(BDII_PORT, "GLUE2CloudComputingImage", "GLUE2EntityName")
+    for name in DEMO_IMAGES:
+        assert f"GLUE2EntityName: {name}" in images
+    assert "GLUE2DomainID=FEDCLOUD-DEMO,o=glue" in images.replace("\n ", "")
+    flavors = ldapsearch(BDII_PORT, "GLUE2CloudComputingInstanceType", "GLUE2EntityName")
+    assert "GLUE2EntityName: m1.small" in flavors
+
+
+def test_signed_accounting_records_reached_the_endpoint(appliance):
+    messages = [json.loads(p.read_text()) for p in sorted((STATE / "ams-store").glob("*.json"))]
+    assert messages, "the accounting stand-in accepted no message"
+    assert not list((STATE / "ams-store" / "rejected").glob("*"))
+    bodies = "\n".join(m["body"] for m in messages)
+    assert {m["signer"] for m in messages} == {"/DC=org/DC=example/CN=fedcloud-demo-appliance"}
+    assert "APEL-cloud-message" in bodies and "CloudComputeService: FEDCLOUD-DEMO" in bodies
+    assert "FQAN: vo.demo.example" in bodies
+
+
+def test_status_shows_every_job_ok_and_every_service_healthy(appliance):
+    with urllib.request.urlopen(f"http://localhost:{STATUS_PORT}/status.json", timeout=10) as r:
+        report = json.load(r)
+    jobs = {job["job"]: job["last_run"] for job in report["jobs"]}
+    assert set(jobs) == {"image-sync", "bdii-publish", "caso-extract", "apel-send"}
+    for name, last in jobs.items():
+        assert last["outcome"] == "ok", (name, last)
+        assert last["summary"].startswith(("cloudkeeper-sync ok", name)), last  # one summary line
+    # This appliance's services only, although the tests' others share the engine.
+    services = {s["service"]: s for s in report["services"]}
+    assert set(services) == set(SERVICES)
+    for service in services.values():
+        assert service["container"].startswith(f"{PROJECT}-"), service
+        assert service["health"] == "healthy", service
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_crashed_service_is_restarted_and_the_next_job_works(service, engine, glance, appliance):
+    victim = container(engine, service)
+    restarts = victim.attrs["RestartCount"]
+    os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)  # a crash, not a stop
+
+    def back() -> bool:
+        victim.reload()
+        state = victim.attrs["State"]
+        return (
+            victim.attrs["RestartCount"] > restarts
+            and state["Running"]
+            and state.get("Health", {}).get("Status") == "healthy"
+        )
+
+    wait_for(f"{service} restarted and healthy", back, timeout=180)
+    if service == "cloudkeeper-os":
+        # Only the restarted backend can put a deleted image back.
+        gone = demo_images(glance)["FedCloud demo image (raw)"]
+        glance.image.delete_image(gone)
+        code, output = appliance_cli(engine, "run", "image-sync")
+        assert code == 0, output
+        assert "add=1" in output
+        assert set(demo_images(glance)) == DEMO_IMAGES
+    elif service == "supervisor":
+        code, output = appliance_cli(engine, "run", "caso-extract")
+        assert code == 0 and "caso-extract ok" in output, output
+    elif service == "resource-bdii":
+        code, output = appliance_cli(engine, "run", "bdii-publish")
+        assert code == 0 and "bdii-publish ok" in output, output
+    else:
+        wait_for(
+            "the restarted site BDII serving the images",
+            lambda: "FedCloud demo image" in ldapsearch(BDII_PORT, "GLUE2CloudComputingImage"),
+        )
+
+
+def test_no_secret_in_any_containers_environment_or_logs(engine, appliance):
+    secrets = [SECRET, *_key_lines(STATE / "grid-security" / "hostkey.pem")]
+    containers = engine.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}
+    )
+    names = {c.labels.get("com.docker.compose.service") for c in containers}
+    assert set(SERVICES) <= names
+    for each in containers:
+        environment = "\n".join(each.attrs["Config"]["Env"] or [])
+        logs = each.logs().decode("utf-8", "replace")
+        for secret in secrets:
+            assert secret not in environment, each.name
+            assert secret not in logs, each.name
+    code, status = appliance_cli(engine, "status", "--json")
+    assert code == 0 and SECRET not in status
+
+
+def test_each_service_reads_its_own_copy_of_its_secrets(engine, appliance):
+    code, listing = container(engine, "supervisor").exec_run(
+        ["sh", "-c", "cd /var/lib/fedcloud-appliance/rendered && "
+         "stat -c '%a %u %n' secrets/*/* && cat *.json bdii/*.json"]
+    )  # fmt: skip
+    listing = listing.decode()
+    assert code == 0, listing
+    copies = [line.split() for line in listing.splitlines() if " secrets/" in line]
+    expected_owner = {"images": "10030", "bdii": "10040", "accounting": "990"}
+    assert {c[2].split("/")[1] for c in copies} == set(expected_owner)
+    for mode, owner, path in copies:
+        assert mode == "400" and owner == expected_owner[path.split("/")[1]], (mode, owner, path)
+    assert SECRET not in listing.split("\n", len(copies))[-1]  # nor in a rendered file
+
+
+def _key_lines(path: Path) -> list[str]:
+    """Lines of a PEM private key that would only appear if the key leaked."""
+    return [line for line in path.read_text().splitlines() if not line.startswith("-----")][1:4]
+
+
+# --- the same compose file as a swarm stack ---------------------------------
+
+STACK = "fedcloud-swarm"
+SWARM_BDII_PORT, SWARM_STATUS_PORT = 2171 + OFFSET, 8081 + OFFSET
+
+
+@pytest.fixture
+def swarm(engine: docker.DockerClient) -> Iterator[None]:
+    """A single-node swarm for the test (left again after it, if it made one)."""
+    made = engine.info()["Swarm"]["LocalNodeState"] != "active"
+    if made:
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        subprocess.run(["docker", "stack", "rm", STACK], capture_output=True, timeout=120)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and engine.containers.list(
+            all=True, filters={"label": f"com.docker.stack.namespace={STACK}"}
+        ):
+            time.sleep(2)
+        for volume in engine.volumes.list(filters={"name": f"{STACK}_"}):
+            volume.remove(force=True)
+        if made:
+            subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=60)
+
+
+def test_the_compose_file_deploys_as_a_swarm_stack_and_its_bdii_answers(appliance, swarm):
+    env = {
+        **os.environ,
+        "FEDCLOUD_CONFIG_DIR": str(STATE / "etc"),
+        "FEDCLOUD_GRID_SECURITY": str(STATE / "grid-security"),
+        "FEDCLOUD_IMAGE_DATA": str(STATE / "image_data"),
+        "FEDCLOUD_BDII_PORT": str(SWARM_BDII_PORT),
+        "FEDCLOUD_STATUS_PORT": str(SWARM_STATUS_PORT),
+        "COMPOSE_PROJECT_NAME": STACK,
+    }
+    deployed = subprocess.run(
+        ["docker", "stack", "deploy", "--compose-file",
+         str(ROOT / "compose" / "docker-compose.yml"), STACK],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr
+    flavors = wait_for(
+        "the stack's site BDII answering with the cloud's flavors",
+        lambda: ldapsearch(SWARM_BDII_PORT, "GLUE2CloudComputingInstanceType", "GLUE2EntityName"),
+        timeout=300,
+    )
+    assert "GLUE2EntityName: m1.small" in flavors
+    with urllib.request.urlopen(
+        f"http://localhost:{SWARM_STATUS_PORT}/status.json", timeout=10
+    ) as r:
+        report = json.load(r)
+    assert {job["job"] for job in report["jobs"]} == {
+        "image-sync", "bdii-publish", "caso-extract", "apel-send"
+    }  # fmt: skip
+    assert {s["service"] for s in report["services"]} == set(SERVICES)
+    assert all(s["container"].startswith(f"{STACK}_") for s in report["services"])
