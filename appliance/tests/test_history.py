@@ -50,5 +50,9 @@ def test_outcome_comes_from_the_jobs_summary_line():
         0, "downloading...\nimage-sync partial added=1 failed=1 duration=3.0s\n"
     )
     assert record.outcome == "partial"
-    failed = execution.start("image-sync", "manual").finish(3, "boom\n")
-    assert (failed.outcome, failed.reason) == ("failed", "exit status 3")
+    failed = execution.start("image-sync", "manual").finish(3, "boom\n\n")
+    assert (failed.outcome, failed.reason) == ("failed", "exit status 3: boom")
+    summarised = execution.start("image-sync", "manual").finish(
+        1, "trace\nimage-sync failed error=FetchError duration=1.0s\n"
+    )
+    assert summarised.reason == "exit status 1"  # its summary line says the rest

@@ -30,7 +30,7 @@ def test_collects_last_and_next_run_of_every_job(tmp_path):
     jobs = {j["job"]: j for j in report["jobs"]}
     assert jobs["image-sync"]["last_run"]["outcome"] == "ok"
     assert jobs["image-sync"]["last_run"]["summary"] == "image-sync ok added=3 duration=9.0s"
-    assert jobs["bdii-publish"]["last_run"]["reason"] == "exit status 1"
+    assert jobs["bdii-publish"]["last_run"]["reason"] == "exit status 1: slapd refused the update"
     next_sync = datetime.datetime.fromisoformat(jobs["image-sync"]["next_run"])
     assert next_sync.hour % 4 == 0 and next_sync.minute == 0
     assert report["services"] == {"error": "no Docker engine configured"}

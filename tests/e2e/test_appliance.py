@@ -43,6 +43,11 @@ def _env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def appliance() -> Iterator[str]:
     """The demo, up and working; yields what `tools/demo up` printed."""
+    # From nothing: whatever a killed earlier run left is removed first.
+    subprocess.run(
+        [str(ROOT / "tools" / "demo"), "down"],
+        cwd=ROOT, env=_env(), capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
     started = time.monotonic()
     up = subprocess.run(
         [str(ROOT / "tools" / "demo"), "up"],

@@ -15,6 +15,8 @@ from fedcloud_common.summary import parse_summary
 
 Outcome = Literal["ok", "partial", "failed", "skipped", "running"]
 OUTPUT_LIMIT = 64 * 1024
+# How much of a crashed job's last line goes into its one-line reason.
+REASON_LIMIT = 200
 
 
 @dataclasses.dataclass
@@ -55,7 +57,13 @@ class Execution:
             self.outcome = last[1][1] if last else "ok"  # type: ignore[assignment]
         else:
             self.outcome = "failed"
-        self.reason = reason or ("" if exit_code == 0 else f"exit status {exit_code}")
+        if not reason and exit_code != 0:
+            reason = f"exit status {exit_code}"
+            # No verdict of its own (it crashed): its last words say why.
+            said = [line.strip() for line in output.splitlines() if line.strip()]
+            if not last and said:
+                reason += f": {said[-1][:REASON_LIMIT]}"
+        self.reason = reason
         return self
 
     def skip(self, reason: str) -> Execution:
