@@ -11,7 +11,8 @@ IMAGES := democloud $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Doc
 BENCHES := $(patsubst bench/%/run,bench-%,$(wildcard bench/*/run))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: help install lint images base-image test demo demo-down clean bench ova ova-test $(BENCHES)
+.PHONY: help prepare install lint images base-image test demo demo-down clean bench ova ova-test \
+        $(BENCHES)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +21,9 @@ $(UV):
 	python3 -m pip install --quiet --target .tools/lib uv
 	mkdir -p .tools/bin && ln -sf ../lib/bin/uv .tools/bin/uv
 
+prepare: ## make this machine ready: host packages, Docker engine, base image (root or sudo)
+	tools/prepare-host
+
 install: $(UV) ## install every package and tool from uv.lock into .venv
 	$(UV) sync --all-packages --locked --quiet
 
@@ -27,17 +31,16 @@ lint: install ## ruff over the whole tree
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 
-base-image: ## make debian:bookworm-slim available (pull, or debootstrap offline)
-	tools/ensure-base-image
+base-image: prepare ## make debian:bookworm-slim available (pull, or debootstrap offline)
 
 images: install base-image ## build every container image
 	@for image in $(IMAGES); do UV=$(UV) tools/build-image $$image; done
 
-test: lint images ## run every test, unit and end-to-end
+test: prepare lint images ## run every test, unit and end-to-end
 	@$(UV) run --no-sync pytest || { rc=$$?; \
 	    [[ $$rc -ne 5 ]] || echo "make test: pytest collected no tests" >&2; exit $$rc; }
 
-demo: images ## start the demo and print how to reach it
+demo: prepare images ## start the demo and print how to reach it
 	tools/demo up
 
 demo-down: ## stop the demo and remove its volumes

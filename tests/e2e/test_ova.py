@@ -28,7 +28,7 @@ BOOT_LOGS = ROOT / "build" / "ova" / "boot-test"
 # cold), the boot test ~7 min under TCG. Bounds at about twice that or more.
 BUILD_TIMEOUT = 900
 BOOT_TEST_TIMEOUT = 1200
-# Debian packages: .ci/host-packages.
+# Debian packages: tools/host-packages.
 TOOLS = (
     *("mmdebstrap", "extlinux", "parted", "partx", "qemu-img", "xmllint"),  # ova/build, ova/check
     *("qemu-system-x86_64", "xorriso", "ssh", "ssh-keygen", "ldapsearch", "openssl"),  # boot-test

@@ -30,7 +30,7 @@ RABBITMQ = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory, pki):
     if not RABBITMQ.exists():
-        pytest.fail("rabbitmq-server is not installed (see .ci/host-packages)")
+        pytest.fail("rabbitmq-server is not installed (see tools/host-packages)")
     base = tmp_path_factory.mktemp("rabbitmq")
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.1 = 127.0.0.1:{AMQP}\n"
