@@ -8,6 +8,10 @@ export IMAGE_TAG ?= $(shell cat VERSION)
 # Every directory with a Dockerfile is an image, named after the directory.
 IMAGES := democloud $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Dockerfile)) \
           $(if $(wildcard appliance/Dockerfile),appliance)
+# The typed contract: appliance.yaml's model, the render step, the shared
+# credentials and settings, and what each service loads (make lint type-checks it).
+CONTRACT := common/src/fedcloud_common appliance/src/fedcloud_appliance/config \
+            appliance/src/fedcloud_appliance/render
 BENCHES := $(patsubst bench/%/run,bench-%,$(wildcard bench/*/run))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
@@ -27,9 +31,10 @@ prepare: ## make this machine ready: host packages, Docker engine, base image (r
 install: $(UV) ## install every package and tool from uv.lock into .venv
 	$(UV) sync --all-packages --locked --quiet
 
-lint: install ## ruff over the whole tree
+lint: install ## ruff over the whole tree, mypy over the typed contract
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy $(CONTRACT)
 
 base-image: prepare ## make debian:bookworm-slim available (pull, or debootstrap offline)
 

@@ -30,7 +30,7 @@ def test_jobs_get_secrets_only_through_the_rendered_volume_never_the_environment
         assert all(m.kind == "volume" for m in spec.mounts), spec.name
         config_volume = next(m for m in spec.mounts if m.target == RENDERED)
         assert config_volume.read_only
-        assert dict(spec.environment) == {"TZ": "UTC"}
+        assert dict(spec.environment) == {}  # nothing, let alone a secret
 
 
 def test_disabled_services_have_no_jobs():

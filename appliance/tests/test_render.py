@@ -10,6 +10,7 @@ from fedcloud_appliance import loader, render
 from fedcloud_bdii.config import BdiiConfig
 from fedcloud_cloudkeeper.config import Config as CloudkeeperConfig
 from fedcloud_common.openstack import Credentials
+from fedcloud_common.services import RENDERED_DIR, by_section
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "etc" / "appliance.example.yaml"
 
@@ -40,7 +41,7 @@ def rendered(tmp_path):
 
 def in_volume(out, container_path: str) -> Path:
     """Where a path the services see lies in the rendered directory."""
-    return out / Path(container_path).relative_to(render.IN_CONTAINERS)
+    return out / Path(container_path).relative_to(RENDERED_DIR)
 
 
 def test_accounting_json_is_accepted_by_both_accounting_jobs(rendered):
@@ -53,7 +54,7 @@ def test_accounting_json_is_accepted_by_both_accounting_jobs(rendered):
     assert extract.start_date.isoformat() == "2026-01-01"
     password = in_volume(out, str(extract.keystone.password_file))
     assert password.read_text() == "openstack-password-value\n"
-    assert password.stat().st_uid == render.SERVICE_UIDS["accounting"]
+    assert password.stat().st_uid == by_section("accounting").uid
     assert send.protocol == "ams"
     assert send.host == config.accounting.sender.host
     assert (send.ams_project, send.destination) == ("accounting", "eu-egi-cloud-accounting")
@@ -76,10 +77,8 @@ def test_cloudkeeper_json_is_accepted_by_cloudkeeper(rendered):
     assert (token.stat().st_uid, token.stat().st_mode & 0o777) == (10030, 0o400)
     assert loaded.accepted_formats == ("qcow2", "raw")
     assert loaded.vo_projects == {"fedcloud.egi.eu": "vo-fedcloud"}
-    credentials = Credentials.from_dict(loaded.openstack)
-    assert str(credentials.password_file) == (
-        f"{render.IN_CONTAINERS}/secrets/images/openstack-password"
-    )
+    credentials = Credentials.model_validate(loaded.openstack)
+    assert str(credentials.password_file) == (f"{RENDERED_DIR}/secrets/images/openstack-password")
     assert credentials.project_name == "fedcloud-ops"
 
 
@@ -91,7 +90,7 @@ def test_bdii_files_are_accepted_by_both_bdii_roles(rendered):
     assert resource.vos == {"fedcloud.egi.eu": "vo-fedcloud"}
     assert resource.endpoint == str(config.openstack.auth_url)
     assert resource.delete_delay == 3600
-    assert Credentials.from_dict(resource.openstack).username == "fedcloud"
+    assert Credentials.model_validate(resource.openstack).username == "fedcloud"
     assert site.resource_urls == ["ldap://resource-bdii:2170"]
     assert site.openstack is None
 
@@ -107,7 +106,8 @@ def test_settings_are_world_readable_and_hold_no_secret(rendered):
 
 def test_each_service_gets_its_own_copy_readable_by_its_user_alone(rendered):
     _, out = rendered
-    for service, uid in render.SERVICE_UIDS.items():
+    for service in ("images", "bdii", "accounting"):
+        uid = by_section(service).uid
         directory = out / "secrets" / service
         assert (directory.stat().st_uid, directory.stat().st_mode & 0o777) == (uid, 0o700)
         for secret in directory.iterdir():
@@ -145,12 +145,12 @@ def test_outbound_settings_reach_each_service_with_its_own_copy_of_the_ca(render
 
     images = CloudkeeperConfig.from_file(out / "cloudkeeper.json")
     assert proxy.items() <= images.environment.items()
-    assert in_volume(out, images.https_verify).stat().st_uid == render.SERVICE_UIDS["images"]
+    assert in_volume(out, images.https_verify).stat().st_uid == by_section("images").uid
     resource = BdiiConfig.load(out / "bdii" / "resource.json")
     assert proxy.items() <= resource.provider_environment.items()
     ca = in_volume(out, resource.provider_environment["REQUESTS_CA_BUNDLE"])
     assert ca.read_text() == bundle.read_text()
-    assert ca.stat().st_uid == render.SERVICE_UIDS["bdii"]
+    assert ca.stat().st_uid == by_section("bdii").uid
     send = accounting_config.load(accounting_config.SendConfig, out / "accounting.json", "send")
     assert proxy.items() <= send.environment.items()
     assert in_volume(out, str(send.ca_bundle)).read_text() == bundle.read_text()

@@ -126,7 +126,7 @@ def test_appliance_yaml_wins_over_the_file_with_a_warning_when_they_differ(site,
 
 def test_image_lists_with_a_vo_and_no_project_go_to_the_vos_project(site):
     config = loader.load(site({"fedcloud.egi.eu": {"tenant": "vo-fedcloud"}}, LISTS))
-    rendered = render.cloudkeeper(config, lambda path: str(path) if path else None)
+    rendered = render.cloudkeeper.cloudkeeper(config, lambda path: str(path) if path else None)
     projects = {lst["name"]: lst.get("project") for lst in rendered["lists"]}
     assert projects == {"by-map": "vo-fedcloud", "own": "own-project", "unmapped": None}
     # vmcatcher's events go to the VO's project too; a list's own project wins.
@@ -140,7 +140,7 @@ def test_the_bdii_renders_the_merged_map(site):
             "  vos:\n    dteam: {project: dteam-yaml}\n",
         )
     )
-    resource = render.bdii(config, lambda path: str(path) if path else None)["resource"]
+    resource = render.bdii.bdii(config, lambda path: str(path) if path else None)["resource"]
     assert resource["vos"] == {"dteam": "dteam-yaml", "fedcloud.egi.eu": "vo-fedcloud"}
 
 

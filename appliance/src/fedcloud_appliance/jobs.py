@@ -2,7 +2,7 @@
 
 One row per job kind: which service image runs it, the command, the
 volumes it needs. Job containers get the rendered config volume (read only:
-settings, and their own copies of the secrets they need, see render.py) and
+settings, and their own copies of the secrets they need, see render/) and
 the grid-security directory (read only); never a secret in their
 environment.
 """
@@ -10,11 +10,12 @@ environment.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from fedcloud_appliance.config import ApplianceConfig
 from fedcloud_appliance.jobspec import JobSpec, Mount
+from fedcloud_common.services import RENDERED_DIR as RENDERED
 
-RENDERED = "/etc/fedcloud-appliance/rendered"
 # Compose volumes (compose/docker-compose.yml), named <project>_<volume> by
 # compose and by `docker stack deploy` alike.
 VOLUMES = {
@@ -38,6 +39,7 @@ class JobKind:
     image: str
     command: tuple[str, ...]
     volumes: tuple[str, ...]
+    schedule: Callable[[ApplianceConfig], str]  # its cron expression in the config
     user: str | None = None  # the image's own (non-root) user unless set
     after: str | None = None  # catch-up order (JobSpec.after)
 
@@ -58,6 +60,7 @@ KINDS = (
             str(BACKEND_WAIT_S),
         ),
         ("config", "grid_security", "image_data", "image_spool"),
+        lambda config: config.images.schedule,
     ),
     JobKind(
         "bdii-publish",
@@ -66,6 +69,7 @@ KINDS = (
         ("fedcloud-bdii", "publish", "--config", f"{RENDERED}/bdii/resource.json"),
         # Publishes into the resource BDII's slapd through its ldapi socket.
         ("config", "bdii_resource_state"),
+        lambda config: config.bdii.schedule,
         after="image-sync",
     ),
     JobKind(
@@ -74,6 +78,7 @@ KINDS = (
         "accounting",
         ("fedcloud-accounting", "extract", "--config", f"{RENDERED}/accounting.json"),
         ("config", "apel_spool", "caso_state"),
+        lambda config: config.accounting.caso.schedule,
     ),
     JobKind(
         "apel-send",
@@ -81,17 +86,12 @@ KINDS = (
         "accounting",
         ("fedcloud-accounting", "send", "--config", f"{RENDERED}/accounting.json"),
         ("config", "grid_security", "apel_spool"),
+        lambda config: config.accounting.sender.schedule,
         # It signs with the host key, which sites keep root-only (0600).
         user="0",
         after="caso-extract",
     ),
 )
-SCHEDULES = {
-    "image-sync": lambda c: c.images.schedule,
-    "bdii-publish": lambda c: c.bdii.schedule,
-    "caso-extract": lambda c: c.accounting.caso.schedule,
-    "apel-send": lambda c: c.accounting.sender.schedule,
-}
 
 
 def job_specs(
@@ -109,14 +109,13 @@ def job_specs(
                 name=kind.name,
                 image=f"fedcloud/{kind.image}:{tag}",
                 command=kind.command,
-                schedule=SCHEDULES[kind.name](config),
+                schedule=kind.schedule(config),
                 timeout=config.supervisor.job_timeout,
                 memory=config.supervisor.job_memory,
                 mounts=tuple(
                     dataclasses.replace(VOLUMES[v], source=f"{project}_{VOLUMES[v].source}")
                     for v in kind.volumes
                 ),
-                environment=(("TZ", "UTC"),),
                 network=config.supervisor.job_network,
                 user=kind.user,
                 after=kind.after,

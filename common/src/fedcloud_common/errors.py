@@ -23,5 +23,12 @@ class FedcloudError(Exception):
         super().__init__(message)
 
 
+class ConfigError(FedcloudError):
+    """A setting is wrong. Every service and the supervisor raise this one class,
+    so callers catch configuration mistakes the same way everywhere."""
+
+    msg_fmt = "{where}: {problem}"
+
+
 class SecretFileError(FedcloudError):
     msg_fmt = "secret file {path}: {problem}; {fix}"

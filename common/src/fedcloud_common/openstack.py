@@ -10,25 +10,32 @@ variables, which live only in that child's environment.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedcloud_common.errors import FedcloudError
+from pydantic import Field, HttpUrl, model_validator
+
+from fedcloud_common.model import Model
 from fedcloud_common.secrets import read_secret
 
 if TYPE_CHECKING:
     import openstack.connection
 
+SECRET_KEYS = ("password_file", "application_credential_secret_file")
+# Every key naming a file: the render step copies each into the services'
+# secrets directory and renders the path the containers see.
+FILE_KEYS = (*SECRET_KEYS, "clouds_yaml", "ca_bundle")
 
-class CredentialsError(FedcloudError):
-    msg_fmt = "openstack credentials: {problem}"
 
+class Credentials(Model):
+    """Keystone v3 credentials: a password, an application credential or a
+    clouds.yaml entry, with secrets as file paths.
 
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    auth_url: str | None = None
+    The one model of them: appliance.yaml's ``openstack`` sections are
+    validated by it, and the render step hands each service an instance.
+    """
+
+    auth_url: HttpUrl | None = None
     username: str | None = None
     password_file: Path | None = None
     project_name: str | None = None
@@ -37,45 +44,49 @@ class Credentials:
     project_domain_name: str = "Default"
     application_credential_id: str | None = None
     application_credential_secret_file: Path | None = None
-    cloud: str | None = None
+    cloud: str | None = Field(None, description="an entry of clouds_yaml")
     clouds_yaml: Path | None = None
     region: str | None = None
     ca_bundle: Path | None = None
+    timeout_s: float = Field(
+        60, gt=0, description="seconds any one OpenStack API request may take before it fails"
+    )
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Credentials:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CredentialsError(problem=f"unknown keys {unknown}")
-        values = {k: v for k, v in data.items() if v is not None}
-        for key in (
-            "password_file",
-            "application_credential_secret_file",
-            "clouds_yaml",
-            "ca_bundle",
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> Credentials:
+        ways = {
+            "password": self.username is not None or self.password_file is not None,
+            "application credential": self.application_credential_id is not None,
+            "clouds.yaml": self.cloud is not None,
+        }
+        chosen = [name for name, used in ways.items() if used]
+        if len(chosen) != 1:
+            raise ValueError(
+                "give exactly one way to authenticate: username + password_file "
+                "(+ project_name), application_credential_id + "
+                "application_credential_secret_file, or cloud (+ clouds_yaml); "
+                f"found {', '.join(chosen) or 'none'}"
+            )
+        if chosen == ["password"]:
+            missing = [
+                key
+                for key in ("auth_url", "username", "password_file")
+                if getattr(self, key) is None
+            ]
+            if self.project_name is None and self.project_id is None:
+                missing.append("project_name")
+            if missing:
+                raise ValueError(f"password authentication also needs: {', '.join(missing)}")
+        if chosen == ["application credential"] and (
+            self.auth_url is None or self.application_credential_secret_file is None
         ):
-            if key in values:
-                values[key] = Path(values[key])
-        credentials = cls(**values)
-        credentials._check()
-        return credentials
+            raise ValueError(
+                "application credentials need auth_url and application_credential_secret_file"
+            )
+        return self
 
-    def _check(self) -> None:
-        if self.cloud:
-            return
-        if self.application_credential_id:
-            if not (self.auth_url and self.application_credential_secret_file):
-                raise CredentialsError(
-                    problem="an application credential needs auth_url and "
-                    "application_credential_secret_file"
-                )
-            return
-        missing = [k for k in ("auth_url", "username", "password_file") if not getattr(self, k)]
-        if not (self.project_name or self.project_id):
-            missing.append("project_name or project_id")
-        if missing:
-            raise CredentialsError(problem=f"missing {', '.join(missing)}")
+    def secret_files(self) -> list[Path]:
+        return [p for p in (self.password_file, self.application_credential_secret_file) if p]
 
     def connect(self, **overrides: str) -> openstack.connection.Connection:
         """An openstacksdk connection; ``overrides`` e.g. scope to another project."""
@@ -85,16 +96,17 @@ class Credentials:
             config = openstack.config.OpenStackConfig(
                 config_files=[str(self.clouds_yaml)] if self.clouds_yaml else None
             )
-            region = config.get_one(cloud=self.cloud, region_name=self.region, **overrides)
+            options: dict[str, Any] = {"region_name": self.region, "api_timeout": self.timeout_s}
+            region = config.get_one(cloud=self.cloud, **(options | overrides))
             return openstack.connection.Connection(config=region)
         args = self._auth_args()
         if {"project_name", "project_id"} & set(overrides):
             args.pop("project_name", None)
             args.pop("project_id", None)
-        return openstack.connect(**(args | overrides))
+        return openstack.connect(api_timeout=self.timeout_s, **(args | overrides))
 
     def _auth_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"auth_url": self.auth_url, "region_name": self.region}
+        args: dict[str, Any] = {"auth_url": str(self.auth_url), "region_name": self.region}
         if self.ca_bundle:
             args["cacert"] = str(self.ca_bundle)
         if self.application_credential_id:

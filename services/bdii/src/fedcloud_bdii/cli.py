@@ -66,7 +66,7 @@ def provider_source(config: BdiiConfig) -> Callable[[], Entries]:
             env = {**os.environ, **config.provider_environment}
         if config.openstack:
             try:
-                credentials = Credentials.from_dict(config.openstack)
+                credentials = Credentials.model_validate(config.openstack)
                 env = {**(env or os.environ), **credentials.environment()}
             except FedcloudError as exc:  # e.g. an unreadable password file
                 raise ProviderRunError(problem=str(exc)) from exc

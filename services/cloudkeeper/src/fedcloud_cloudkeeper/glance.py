@@ -34,7 +34,7 @@ Connect = Callable[[str | None], Connection]
 def connector_for(config: Config) -> Connect:
     """The appliance's rendered credentials when given, else a clouds.yaml entry."""
     if config.openstack:
-        credentials = Credentials.from_dict(config.openstack)
+        credentials = Credentials.model_validate(config.openstack)
         return lambda project: (
             credentials.connect(project_name=project) if project else credentials.connect()
         )
