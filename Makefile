@@ -11,11 +11,17 @@ IMAGES := democloud $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Doc
 # The typed contract: appliance.yaml's model, the render step, the shared
 # credentials and settings, and what each service loads (make lint type-checks it).
 CONTRACT := common/src/fedcloud_common appliance/src/fedcloud_appliance/config \
-            appliance/src/fedcloud_appliance/render
+            appliance/src/fedcloud_appliance/render \
+            services/cloudkeeper/src/fedcloud_cloudkeeper/config.py \
+            services/cloudkeeper/src/fedcloud_cloudkeeper/spool.py \
+            services/bdii/src/fedcloud_bdii/config.py services/bdii/src/fedcloud_bdii/domain.py \
+            services/bdii/src/fedcloud_bdii/cli.py \
+            services/accounting/src/fedcloud_accounting
 BENCHES := $(patsubst bench/%/run,bench-%,$(wildcard bench/*/run))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 .PHONY: help prepare install lint images base-image test demo demo-down clean bench ova ova-test \
+        example \
         $(BENCHES)
 
 help: ## list the targets
@@ -39,6 +45,7 @@ lint: install ## ruff over the whole tree, mypy over the typed contract
 base-image: prepare ## make debian:bookworm-slim available (pull, or debootstrap offline)
 
 images: install base-image ## build every container image
+	@tools/build-image python-base  # what the service images build FROM
 	@for image in $(IMAGES); do UV=$(UV) tools/build-image $$image; done
 
 test: prepare lint images ## run every test, unit and end-to-end
@@ -50,6 +57,9 @@ demo: prepare images ## start the demo and print how to reach it
 
 demo-down: ## stop the demo and remove its volumes
 	tools/demo down
+
+example: install ## regenerate appliance/etc/appliance.example.yaml from the config models
+	$(UV) run --no-sync python -m fedcloud_appliance.config.example > appliance/etc/appliance.example.yaml
 
 bench: $(BENCHES) ## run every benchmark (bench-NAME runs one: bench/NAME/run)
 

@@ -5,25 +5,14 @@ from pathlib import Path
 import pytest
 
 from fedcloud_appliance import loader
+from tests.support.applianceconfig import MINIMAL, SECRET, write_password
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "etc" / "appliance.example.yaml"
-
-MINIMAL = """
-site: {name: TEST-SITE, hostname: cloud.test}
-openstack:
-  auth_url: https://keystone.test:5000/v3
-  username: fedcloud
-  password_file: PASSWORD
-  project_name: ops
-"""
 
 
 @pytest.fixture
 def write(tmp_path):
-    (tmp_path / "secrets").mkdir()
-    password = tmp_path / "secrets" / "password"
-    password.write_text("s3cret-value\n")
-    os.chmod(password, 0o600)
+    password = write_password(tmp_path)
 
     def write(text: str) -> Path:
         path = tmp_path / "appliance.yaml"
@@ -36,7 +25,7 @@ def write(tmp_path):
 def problems(path) -> list[str]:
     with pytest.raises(loader.ConfigError) as error:
         loader.load(path)
-    assert "s3cret-value" not in str(error.value)
+    assert SECRET not in str(error.value)
     return error.value.problems
 
 
@@ -166,4 +155,44 @@ def test_an_outbound_proxy_reaches_every_http_client_with_localhost_exempt(write
     assert missing == [
         "outbound.ca_bundle: /nonexistent/ca.pem does not exist; put the PEM file in the "
         "config directory or remove the key"
+    ]
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(write):
+    path = write(MINIMAL + "images:\n  schedule: '0 * * * *'\nimages:\n  enabled: false\n")
+    (problem,) = problems(path)
+    assert problem.startswith("images: given twice (lines")
+    assert "keep one" in problem
+
+
+def test_a_list_for_a_vo_with_no_project_anywhere_is_an_error(write):
+    path = write(
+        MINIMAL
+        + "images:\n  endorser: {dn: /CN=s, ca: /CN=c}\n  lists:\n"
+        + "    - {name: l, url: 'https://x.test/l', vo: orphan.vo}\n"
+    )
+    (problem,) = problems(path)
+    assert problem.startswith("images.lists[0]: VO 'orphan.vo' has no project")
+    mapped = write(
+        MINIMAL
+        + "images:\n  endorser: {dn: /CN=s, ca: /CN=c}\n  lists:\n"
+        + "    - {name: l, url: 'https://x.test/l', vo: orphan.vo}\n"
+        + "bdii:\n  vos: {orphan.vo: {project: p}}\n"
+    )
+    assert loader.load(mapped).images.lists[0].vo == "orphan.vo"
+
+
+def test_a_problem_across_sections_is_not_hidden_behind_two_typos(write):
+    path = write(
+        "site: {name: TEST-SITE, hostname: cloud.test}\n"  # no openstack section at all
+        "images: {schedul: '0 * * * *'}\n"
+        "accounting: {enabled: false, colour: blue}\n"
+    )
+    found = problems(path)
+    assert "images.schedul: not a known key; did you mean 'schedule'?" in found[0]
+    assert found[1].startswith("accounting.colour: not a known key")
+    # The third: images is enabled (by default) with no credentials anywhere.
+    assert found[2:] == [
+        "(top level): images is enabled but has no OpenStack credentials: add a top-level "
+        "'openstack' section or 'images.openstack'"
     ]

@@ -95,3 +95,73 @@ def test_the_container_is_labelled_limited_and_gets_secrets_only_as_files(client
     assert attrs["HostConfig"]["NanoCpus"] == 1_000_000_000
     assert not any("hunter2" in env for env in attrs["Config"]["Env"])
     assert "hunter2-secret" in record.output  # the job could read its secret file
+
+
+def test_a_job_runs_hardened_read_only_with_a_private_tmp_and_no_capabilities(client):
+    record = run(
+        client,
+        spec(
+            "touch /etc/x 2>&1 | tail -1; echo tmp > /tmp/ok && cat /tmp/ok; "
+            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"
+        ),
+    )
+    assert record.outcome == "ok", record.output
+    assert "Read-only file system" in record.output
+    assert "tmp\n" in record.output
+    assert "CapEff:\t0000000000000000" in record.output
+    assert "NoNewPrivs:\t1" in record.output
+
+
+def test_a_capability_a_job_needs_is_the_only_one_it_keeps(client):
+    record = run(client, spec("grep CapEff /proc/self/status", capabilities=("DAC_OVERRIDE",)))
+    assert "CapEff:\t0000000000000002" in record.output  # CAP_DAC_OVERRIDE is bit 1
+
+
+def test_a_restarted_supervisor_reads_the_real_outcome_of_a_run_it_left(client):
+    """A supervisor started this container, labelled as it does, then died."""
+    from fedcloud_appliance.docker_run import labels
+
+    job = spec("sleep 3; echo 'runner-test ok applied=1 duration=3.0s'")
+    left = execution.start(job.name, "schedule")
+    container = client.containers.create(
+        IMAGE, list(job.command[1:]), entrypoint=list(job.command[:1]), labels=labels(job, left)
+    )
+    container.start()
+    followed = DockerRunner(client).reattach(job, left)
+    assert followed is not None
+    assert (followed.outcome, followed.summary) == ("ok", "runner-test ok applied=1 duration=3.0s")
+    assert followed.container == container.name
+    assert not client.containers.list(
+        all=True, filters={"label": "eu.egi.fedcloud.job=runner-test"}
+    )
+
+
+def test_a_run_whose_container_is_gone_is_not_found(client):
+    gone = execution.start("runner-test", "schedule")
+    assert DockerRunner(client).reattach(spec("true"), gone) is None
+
+
+def test_exited_job_containers_of_this_project_are_reaped_others_kept(client):
+    ours = spec("true", project="reap-test")
+    other = spec("true", project="someone-else")
+    kept = execution.start(ours.name, "schedule")
+    made = []
+    for job, record in (
+        (ours, execution.start(ours.name, "schedule")),
+        (ours, kept),
+        (other, execution.start(other.name, "schedule")),
+    ):
+        from fedcloud_appliance.docker_run import labels
+
+        container = client.containers.create(IMAGE, ["true"], labels=labels(job, record))
+        container.start()
+        container.wait(timeout=30)
+        made.append(container)
+    try:
+        removed = DockerRunner(client).reap("reap-test", keep={kept.started.isoformat()})
+        assert removed == 1
+        left = {c.id for c in client.containers.list(all=True)}
+        assert made[0].id not in left and made[1].id in left and made[2].id in left
+    finally:
+        for container in made[1:]:
+            container.remove(force=True)

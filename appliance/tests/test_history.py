@@ -56,3 +56,15 @@ def test_outcome_comes_from_the_jobs_summary_line():
         1, "trace\nimage-sync failed error=FetchError duration=1.0s\n"
     )
     assert summarised.reason == "exit status 1"  # its summary line says the rest
+
+
+def test_the_reason_is_the_jobs_own_sentence_or_its_last_words_cut_at_a_word():
+    said = execution.start("image-sync", "schedule").finish(
+        1, "image-sync failed applied=0 duration=2.0s -- list demo: Glance refused the upload\n"
+    )
+    assert (said.outcome, said.reason) == ("failed", "list demo: Glance refused the upload")
+    crashed = execution.start("image-sync", "schedule").finish(
+        1, "Traceback ...\nKeyError: " + "averyveryverylongword " * 30 + "\n"
+    )
+    assert crashed.reason.startswith("exit status 1: KeyError: averyveryverylongword")
+    assert crashed.reason.endswith("averyveryverylongword…")  # never cut mid-word

@@ -39,3 +39,26 @@ def test_disabled_services_have_no_jobs():
         update={"accounting": config.accounting.model_copy(update={"enabled": False})}
     )
     assert {s.name for s in job_specs(config, "1")} == {"image-sync", "bdii-publish"}
+
+
+def test_each_job_has_its_own_timeout_unless_the_config_sets_one():
+    import datetime
+
+    config = loader.load(EXAMPLE, check_files=False)
+    timeouts = {spec.name: spec.timeout for spec in job_specs(config, "1")}
+    assert timeouts == {
+        "image-sync": datetime.timedelta(hours=3),
+        "bdii-publish": datetime.timedelta(minutes=20),
+        "caso-extract": datetime.timedelta(hours=1),
+        "apel-send": datetime.timedelta(minutes=30),
+    }
+    one_hour = config.supervisor.model_copy(update={"job_timeout": datetime.timedelta(hours=1)})
+    config = config.model_copy(update={"supervisor": one_hour})
+    assert {spec.timeout for spec in job_specs(config, "1")} == {datetime.timedelta(hours=1)}
+
+
+def test_job_containers_keep_only_the_capabilities_they_need():
+    config = loader.load(EXAMPLE, check_files=False)
+    kept = {spec.name: spec.capabilities for spec in job_specs(config, "1")}
+    assert kept == {"image-sync": (), "bdii-publish": (), "caso-extract": (),
+                    "apel-send": ("DAC_OVERRIDE",)}  # fmt: skip

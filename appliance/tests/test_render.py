@@ -7,7 +7,7 @@ import pytest
 
 from fedcloud_accounting import config as accounting_config
 from fedcloud_appliance import loader, render
-from fedcloud_bdii.config import BdiiConfig
+from fedcloud_bdii import config as bdii_config
 from fedcloud_cloudkeeper.config import Config as CloudkeeperConfig
 from fedcloud_common.openstack import Credentials
 from fedcloud_common.services import RENDERED_DIR, by_section
@@ -47,12 +47,12 @@ def in_volume(out, container_path: str) -> Path:
 def test_accounting_json_is_accepted_by_both_accounting_jobs(rendered):
     config, out = rendered
     path = out / "accounting.json"
-    extract = accounting_config.load(accounting_config.ExtractConfig, path, "extract")
-    send = accounting_config.load(accounting_config.SendConfig, path, "send")
+    settings = accounting_config.load(path)
+    extract, send = settings.extract, settings.send
     assert extract.site_name == config.site.name
     assert extract.project_tag == "fedcloud"
     assert extract.start_date.isoformat() == "2026-01-01"
-    password = in_volume(out, str(extract.keystone.password_file))
+    password = in_volume(out, str(extract.openstack.password_file))
     assert password.read_text() == "openstack-password-value\n"
     assert password.stat().st_uid == by_section("accounting").uid
     assert send.protocol == "ams"
@@ -77,20 +77,21 @@ def test_cloudkeeper_json_is_accepted_by_cloudkeeper(rendered):
     assert (token.stat().st_uid, token.stat().st_mode & 0o777) == (10030, 0o400)
     assert loaded.accepted_formats == ("qcow2", "raw")
     assert loaded.vo_projects == {"fedcloud.egi.eu": "vo-fedcloud"}
-    credentials = Credentials.model_validate(loaded.openstack)
-    assert str(credentials.password_file) == (f"{RENDERED_DIR}/secrets/images/openstack-password")
-    assert credentials.project_name == "fedcloud-ops"
+    assert isinstance(loaded.openstack, Credentials)
+    password = loaded.openstack.password_file
+    assert str(password) == f"{RENDERED_DIR}/secrets/images/openstack-password"
+    assert loaded.openstack.project_name == "fedcloud-ops"
 
 
 def test_bdii_files_are_accepted_by_both_bdii_roles(rendered):
     config, out = rendered
-    resource = BdiiConfig.load(out / "bdii" / "resource.json")
-    site = BdiiConfig.load(out / "bdii" / "site.json")
+    resource = bdii_config.load(out / "bdii" / "resource.json")
+    site = bdii_config.load(out / "bdii" / "site.json")
     assert resource.site == site.site == config.site.name
     assert resource.vos == {"fedcloud.egi.eu": "vo-fedcloud"}
     assert resource.endpoint == str(config.openstack.auth_url)
     assert resource.delete_delay == 3600
-    assert Credentials.model_validate(resource.openstack).username == "fedcloud"
+    assert resource.openstack is not None and resource.openstack.username == "fedcloud"
     assert site.resource_urls == ["ldap://resource-bdii:2170"]
     assert site.openstack is None
 
@@ -145,12 +146,13 @@ def test_outbound_settings_reach_each_service_with_its_own_copy_of_the_ca(render
 
     images = CloudkeeperConfig.from_file(out / "cloudkeeper.json")
     assert proxy.items() <= images.environment.items()
+    assert isinstance(images.https_verify, str)
     assert in_volume(out, images.https_verify).stat().st_uid == by_section("images").uid
-    resource = BdiiConfig.load(out / "bdii" / "resource.json")
+    resource = bdii_config.load(out / "bdii" / "resource.json")
     assert proxy.items() <= resource.provider_environment.items()
     ca = in_volume(out, resource.provider_environment["REQUESTS_CA_BUNDLE"])
     assert ca.read_text() == bundle.read_text()
     assert ca.stat().st_uid == by_section("bdii").uid
-    send = accounting_config.load(accounting_config.SendConfig, out / "accounting.json", "send")
+    send = accounting_config.load(out / "accounting.json").send
     assert proxy.items() <= send.environment.items()
     assert in_volume(out, str(send.ca_bundle)).read_text() == bundle.read_text()

@@ -114,3 +114,91 @@ def test_caught_up_followers_start_only_when_their_predecessor_ended(tmp_path):
     finally:
         sup.stop()
     assert events == ["start caso-extract", "end caso-extract", "start apel-send", "end apel-send"]
+
+
+def failing(spec, record):
+    return record.finish(1, f"{spec.name} failed duration=0.0s -- Keystone unreachable\n")
+
+
+YEARLY = JobSpec("image-sync", "img", ("x",), "0 0 1 1 *", datetime.timedelta(hours=1))
+
+
+def test_a_failed_scheduled_run_is_retried_with_backoff_before_its_next_run(tmp_path):
+    from fedcloud_appliance.scheduler import RetryPolicy
+
+    # Its next scheduled run is far away, whatever the time now.
+    sup = Supervisor([YEARLY], failing, History(tmp_path / "h.sqlite"), tmp_path / "locks",
+                     retry=RetryPolicy(2, datetime.timedelta(minutes=5)))  # fmt: skip
+    sup.start(catch_up=False)
+    try:
+        before = datetime.datetime.now(datetime.UTC)
+        sup.run_job("image-sync", "schedule")
+        first = sup.retries["image-sync"]
+        assert (first.attempt, first.of) == (1, 2)
+        assert datetime.timedelta(minutes=4) < first.at - before <= datetime.timedelta(minutes=6)
+        assert sup.scheduler.get_job("image-sync-retry").next_run_time == first.at
+        sup.run_job("image-sync", "retry")  # the retry fails too: twice as long
+        second = sup.retries["image-sync"]
+        assert second.attempt == 2
+        assert datetime.timedelta(minutes=9) < second.at - before <= datetime.timedelta(minutes=11)
+        sup.run_job("image-sync", "retry")  # bounded: no third retry
+        assert "image-sync" not in sup.retries
+    finally:
+        sup.stop()
+
+
+def test_manual_runs_and_successes_plan_no_retry(tmp_path):
+    sup = supervisor(tmp_path, failing, specs=(YEARLY,))
+    sup.start(catch_up=False)
+    try:
+        sup.run_job("image-sync", "manual")
+        assert sup.retries == {}
+        sup._run = ok
+        sup.run_job("image-sync", "schedule")
+        assert sup.retries == {} and sup.scheduler.get_job("image-sync-retry") is None
+    finally:
+        sup.stop()
+
+
+def test_a_retry_never_goes_past_the_next_scheduled_run(tmp_path):
+    from fedcloud_appliance.scheduler import RetryPolicy
+
+    every_minute = JobSpec("bdii-publish", "img", ("x",), "* * * * *", datetime.timedelta(1))
+    sup = Supervisor([every_minute], failing, History(tmp_path / "h.sqlite"), tmp_path / "locks",
+                     retry=RetryPolicy(3, datetime.timedelta(minutes=5)))  # fmt: skip
+    sup.start(catch_up=False)
+    try:
+        sup.run_job("bdii-publish", "schedule")
+        assert sup.retries == {}
+    finally:
+        sup.stop()
+
+
+def test_a_restarted_supervisor_records_the_real_outcome_of_the_run_it_left(tmp_path):
+    from fedcloud_appliance import execution
+
+    history = History(tmp_path / "h.sqlite")
+    left = execution.start("image-sync", "schedule")
+    row = history.begin(left)
+    gone = execution.start("caso-extract", "schedule")
+    history.begin(gone)
+    followed_with_lock_held = []
+
+    def reattach(spec, record):
+        # While it follows the old run, no new run of that job may start.
+        followed_with_lock_held.append(sup.run_job(spec.name, "manual").outcome)
+        if record.job == "image-sync":
+            return record.finish(0, "image-sync ok applied=1 duration=9.0s\n")
+        return None  # its container is gone
+
+    sup = Supervisor([FOUR_HOURLY, HOURLY], ok, history, tmp_path / "locks", reattach=reattach)
+    for thread in sup.recover():
+        thread.join(10)
+    assert followed_with_lock_held == ["skipped", "skipped"]
+    runs = {r.job: r for job in ("image-sync", "caso-extract") for r in history.recent(job, 5)
+            if r.outcome != "skipped"}  # fmt: skip
+    assert (runs["image-sync"].outcome, runs["image-sync"].summary) == (
+        "ok", "image-sync ok applied=1 duration=9.0s")  # fmt: skip
+    assert runs["caso-extract"].outcome == "failed"
+    assert "its container is gone" in runs["caso-extract"].reason
+    assert history.running() == [] and row

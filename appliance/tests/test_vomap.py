@@ -7,17 +7,9 @@ import os
 import pytest
 
 from fedcloud_appliance import loader, render
+from tests.support.applianceconfig import MINIMAL, write_password
 
-BASE = """
-site: {name: TEST-SITE, hostname: cloud.test}
-openstack:
-  auth_url: https://keystone.test:5000/v3
-  username: fedcloud
-  password_file: PASSWORD
-  project_name: ops
-bdii:
-  vo_map_file: VOMS_JSON
-"""
+BASE = MINIMAL + "bdii:\n  vo_map_file: VOMS_JSON\n"
 
 LISTS = """
 images:
@@ -25,7 +17,6 @@ images:
   lists:
     - {name: by-map, url: 'https://lists.test/a', vo: fedcloud.egi.eu}
     - {name: own, url: 'https://lists.test/b', vo: fedcloud.egi.eu, project: own-project}
-    - {name: unmapped, url: 'https://lists.test/c', vo: unknown.vo}
 """
 
 
@@ -36,10 +27,7 @@ def site(tmp_path):
     ``extra`` continues the file after ``bdii.vo_map_file``: indented lines add
     to ``bdii``, others are new sections.
     """
-    (tmp_path / "secrets").mkdir()
-    password = tmp_path / "secrets" / "password"
-    password.write_text("s3cret-value\n")
-    os.chmod(password, 0o600)
+    password = write_password(tmp_path)
     voms_json = tmp_path / "voms.json"
 
     def write(vo_map: object, extra: str = "") -> os.PathLike[str]:
@@ -127,10 +115,10 @@ def test_appliance_yaml_wins_over_the_file_with_a_warning_when_they_differ(site,
 def test_image_lists_with_a_vo_and_no_project_go_to_the_vos_project(site):
     config = loader.load(site({"fedcloud.egi.eu": {"tenant": "vo-fedcloud"}}, LISTS))
     rendered = render.cloudkeeper.cloudkeeper(config, lambda path: str(path) if path else None)
-    projects = {lst["name"]: lst.get("project") for lst in rendered["lists"]}
-    assert projects == {"by-map": "vo-fedcloud", "own": "own-project", "unmapped": None}
+    projects = {lst.name: lst.project for lst in rendered.lists}
+    assert projects == {"by-map": "vo-fedcloud", "own": "own-project"}
     # vmcatcher's events go to the VO's project too; a list's own project wins.
-    assert rendered["vo_projects"] == {"fedcloud.egi.eu": "own-project"}
+    assert rendered.vo_projects == {"fedcloud.egi.eu": "own-project"}
 
 
 def test_the_bdii_renders_the_merged_map(site):
@@ -141,7 +129,7 @@ def test_the_bdii_renders_the_merged_map(site):
         )
     )
     resource = render.bdii.bdii(config, lambda path: str(path) if path else None)["resource"]
-    assert resource["vos"] == {"dteam": "dteam-yaml", "fedcloud.egi.eu": "vo-fedcloud"}
+    assert resource.vos == {"dteam": "dteam-yaml", "fedcloud.egi.eu": "vo-fedcloud"}
 
 
 def test_the_file_is_not_read_when_no_service_uses_it(site):

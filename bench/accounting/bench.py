@@ -31,6 +31,7 @@ from dirq.QueueSimple import QueueSimple
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from services.accounting.tests.apel_samples import cloud_message  # noqa: E402
+from tests.support.testca import TestCA  # noqa: E402
 
 RECORDS = int(os.environ.get("BENCH_RECORDS", "10000"))
 PER_MESSAGE = int(os.environ.get("BENCH_RECORDS_PER_MESSAGE", "10"))
@@ -39,61 +40,15 @@ PORT, AUTH_PORT = 42800, 42801
 DN = "/DC=org/DC=test/O=Appliance/CN=accounting.appliance.test"
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 def make_pki(d: Path) -> None:
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/DC=org/DC=test/O=Appliance/CN=Bench CA",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.pem"),
-    )
-    for name, subject, ext in (
-        ("host", "/DC=org/DC=test/O=Appliance/CN=accounting.appliance.test", None),
-        ("server", "/CN=localhost", "subjectAltName=DNS:localhost"),
-    ):
-        openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            subject,
-            "-keyout",
-            str(d / f"{name}.key"),
-            "-out",
-            str(d / f"{name}.csr"),
-        )
-        extra = ["-extfile", str(d / f"{name}.ext")] if ext else []
-        if ext:
-            (d / f"{name}.ext").write_text(ext + "\n")
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(d / f"{name}.csr"),
-            "-CA",
-            str(d / "ca.pem"),
-            "-CAkey",
-            str(d / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            str(d / f"{name}.pem"),
-            *extra,
-        )
+    """The bench's PKI in ``d``, made by the tests' CA (tests/support/testca.py).
+
+    ca.pem; host.pem/.key, what the sender signs with; server.pem/.key, the
+    stand-in's; and ``allowed``, the stand-in's DN allow-list.
+    """
+    ca = TestCA(d, dn="/DC=org/DC=test/O=Appliance/CN=Bench CA")
+    ca.issue("host", DN)
+    ca.issue("server", "/CN=localhost", san="DNS:localhost")
     (d / "allowed").write_text(DN + "\n")
 
 
@@ -183,22 +138,31 @@ def ours(d: Path, spool: Path, work: Path) -> tuple[float, float, int]:
     """(msgs/s, peak RSS MB, messages sent) for one `fedcloud-accounting send` run."""
     count = QueueSimple(str(spool)).count()
     config = work / f"send-{count}.json"
-    config.write_text(
-        json.dumps(
-            {
-                "protocol": "ams",
-                "host": "localhost",
-                "port": PORT,
-                "authx509_port": AUTH_PORT,
-                "destination": "bench",
-                "cert": str(d / "host.pem"),
-                "key": str(d / "host.key"),
-                "ca_bundle": str(d / "ca.pem"),
-                "spool_dir": str(spool),
-                "quarantine_dir": str(work / "quarantine"),
-            }
-        )
-    )
+    send = {
+        "protocol": "ams",
+        "host": "localhost",
+        "port": PORT,
+        "authx509_port": AUTH_PORT,
+        "destination": "bench",
+        "cert": str(d / "host.pem"),
+        "key": str(d / "host.key"),
+        "ca_bundle": str(d / "ca.pem"),
+        "spool_dir": str(spool),
+        "quarantine_dir": str(work / "quarantine"),
+    }
+    # accounting.json holds both jobs' parts; the sender never uses this one
+    extract = {
+        "site_name": "BENCH",
+        "openstack": {
+            "auth_url": "https://keystone.invalid/v3",
+            "username": "unused",
+            "password_file": str(work / "unused"),
+            "project_name": "unused",
+        },
+        "project_tag": "unused",
+        "start_date": "2026-01-01",
+    }
+    config.write_text(json.dumps({"extract": extract, "send": send}))
     began = time.perf_counter()
     process = subprocess.Popen(
         [str(ROOT / ".venv/bin/fedcloud-accounting"), "send", "--config", str(config)],
@@ -218,9 +182,10 @@ def main() -> int:
     messages = RECORDS // PER_MESSAGE
     with tempfile.TemporaryDirectory(prefix="bench-accounting-") as tmp:
         work = Path(tmp)
-        make_pki(work)
+        pki = work / "pki"
+        make_pki(pki)
         store = work / "received"
-        standin = start_standin(work, store)
+        standin = start_standin(pki, store)
         try:
             print(
                 f"bench-accounting: {RECORDS} records, {PER_MESSAGE} per message "
@@ -228,20 +193,20 @@ def main() -> int:
                 flush=True,
             )
             fill(work / "naive", NAIVE_MESSAGES)
-            naive_rate = naive(work, work / "naive", NAIVE_MESSAGES)
+            naive_rate = naive(pki, work / "naive", NAIVE_MESSAGES)
             print(
                 f"  naive (openssl process + new HTTPS POST per message, "
                 f"{NAIVE_MESSAGES} messages): {naive_rate:.1f} msgs/s",
                 flush=True,
             )
             fill(work / "ours", messages)
-            rate, rss, _ = ours(work, work / "ours", work)
+            rate, rss, _ = ours(pki, work / "ours", work)
             print(
                 f"  ours ({messages} messages): {rate:.1f} msgs/s, peak RSS {rss:.1f} MB",
                 flush=True,
             )
             fill(work / "ours4", messages * 4)
-            rate4, rss4, _ = ours(work, work / "ours4", work)
+            rate4, rss4, _ = ours(pki, work / "ours4", work)
             print(
                 f"  ours ({messages * 4} messages): {rate4:.1f} msgs/s, peak RSS "
                 f"{rss4:.1f} MB (x{rss4 / rss:.2f} memory for x4 queue)",

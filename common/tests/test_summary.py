@@ -24,3 +24,15 @@ def test_other_log_lines_are_not_summaries():
 def test_rejects_an_unknown_outcome():
     with pytest.raises(ValueError, match="outcome"):
         format_summary("x", "great", {}, 0)
+
+
+def test_a_reason_rides_on_the_line_in_plain_words_and_parses_back():
+    line = format_summary(
+        "image-sync", "failed", {"errors": 1}, 2, reason="Glance refused\nthe upload: check X"
+    )
+    assert line == "image-sync failed errors=1 duration=2.0s -- Glance refused the upload: check X"
+    assert parse_summary(line) == (
+        "image-sync",
+        "failed",
+        {"errors": "1", "duration": "2.0s", "reason": "Glance refused the upload: check X"},
+    )

@@ -12,7 +12,8 @@ HTTPS, with the real wire format:
   given, and its S/MIME signature verified against the CA and the DN
   allow-list, as ssmreceive does. The publish is accepted (200 with
   ``messageIds``) only when every message passes; accepted messages are
-  stored one JSON file each in ``--store``, rejections in ``--store/rejected``.
+  stored one JSON file each in ``--store`` (with the ``<project>/<topic>``
+  they were published to), rejections in ``--store/rejected``.
 
 Signature checks are done in-process (CMS signed attributes, message
 digest, signer chain to the CA) so the stand-in never is the bottleneck of
@@ -227,10 +228,17 @@ class Standin:
                 raise RejectedError(f"cannot decrypt ({error})") from None
         return verify(data, self.ca, self.allowed())
 
-    def keep(self, empaid: str, signer: str, body: bytes, rejected: str | None = None) -> str:
+    def keep(
+        self, topic: str, empaid: str, signer: str, body: bytes, rejected: str | None = None
+    ) -> str:
         with self.lock:
             number = next(self.counter)
-        record = {"empaid": empaid, "signer": signer, "body": body.decode("utf-8", "replace")}
+        record = {
+            "topic": topic,
+            "empaid": empaid,
+            "signer": signer,
+            "body": body.decode("utf-8", "replace"),
+        }
         where = self.store
         if rejected is not None:
             record["error"] = rejected
@@ -273,8 +281,10 @@ def _handler(standin: Standin) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length)
-            if not url.path.endswith(":publish"):
+            topic = re.fullmatch(r"/v1/projects/([^/]+)/topics/([^/]+):publish", url.path)
+            if topic is None:
                 return self._reply(404, {"error": {"message": "not found"}})
+            where = "/".join(topic.groups())
             key = self.headers.get("x-api-key") or parse_qs(url.query).get("key", [""])[0]
             if key != standin.token:
                 return self._reply(401, {"error": {"code": 401, "message": "Unauthorized"}})
@@ -289,9 +299,9 @@ def _handler(standin: Standin) -> type[BaseHTTPRequestHandler]:
                 try:
                     verified.append((empaid, *standin.accept(data)))
                 except RejectedError as why:
-                    standin.keep(empaid, "", data, rejected=str(why))
+                    standin.keep(where, empaid, "", data, rejected=str(why))
                     return self._reply(422, {"error": {"message": f"{empaid}: {why}"}})
-            ids = [standin.keep(empaid, dn, body) for empaid, dn, body in verified]
+            ids = [standin.keep(where, empaid, dn, body) for empaid, dn, body in verified]
             self._reply(200, {"messageIds": ids})
 
     return Handler

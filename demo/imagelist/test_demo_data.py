@@ -16,7 +16,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from fedcloud_cloudkeeper.config import Config
 from fedcloud_cloudkeeper.errors import FetchError, ImageListUntrustedError
 from fedcloud_cloudkeeper.imagelist import ImageList
 from fedcloud_cloudkeeper.job import Job
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = ROOT / "demo" / "bin" / "demo-data"
@@ -41,6 +41,7 @@ SERVER = ROOT / "demo" / "imagelist" / "imagelist_server.py"
 AMS_STANDIN = ROOT / "demo" / "accounting-endpoint" / "ams_standin.py"
 HOSTS = ["127.0.0.1", "172.17.0.1"]
 TOKEN = "demo-appdb-token"
+PORTS = range(45000, 46000)  # this suite's own
 
 
 @dataclasses.dataclass
@@ -52,17 +53,6 @@ class Demo:
     @property
     def ca_dir(self) -> str:
         return self.data["ca"]["ca_dir"]
-
-
-def _free_port() -> int:
-    for port in range(45000, 46000):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 45000-45999")
 
 
 def _demo_data(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +69,7 @@ def _demo_data(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Fresh demo data, served by the stand-in (lists behind the token)."""
     work = tmp_path_factory.mktemp("demo-data")
-    port = _free_port()
+    port = free_port(PORTS)
     _demo_data(work / "out", "--list-url-base", f"https://127.0.0.1:{port}")
     data = json.loads((work / "out" / "demo-data.json").read_text())
     log = work / "server.log"
@@ -104,17 +94,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 def _config(demo: Demo, tmp_path: Path, endorser: dict[str, str] | None = None) -> Config:
-    """cloudkeeper's config as the appliance renders it: the {dn, ca} endorser form."""
+    """cloudkeeper's settings for the demo list, validated by the service's own model.
+
+    ``endorser`` is in appliance.yaml's ``{dn, ca}`` form, as demo-data.json gives it.
+    """
     token_file = tmp_path / "appdb-token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
-    return Config.from_dict(
+    endorser = endorser or demo.data["endorser"]
+    return Config.model_validate(
         {
             "lists": [
                 {
                     "name": demo.data["image_list"]["name"],
                     "url": demo.data["image_list"]["url"],
-                    "endorser": endorser or demo.data["endorser"],
+                    "endorser_dn": endorser["dn"],
+                    "endorser_ca": endorser["ca"],
                     "vo": demo.data["vo"],
                     "token_file": str(token_file),
                 }

@@ -6,15 +6,19 @@ and fails unless images reach Glance and the site BDII and accounting
 records reach the stand-in within its time limit. These tests then check
 each of those claims themselves, that a crashed service comes back and the
 next job works, that no secret leaks into `docker inspect` or a log, and
-that the same compose file deploys as a swarm stack whose BDII answers.
+that the same compose file deploys as a swarm stack whose BDII answers and
+whose jobs run as swarm jobs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,6 +28,9 @@ import docker
 import openstack.config
 import openstack.connection
 import pytest
+
+from fedcloud_common.services import by_section
+from fedcloud_common.summary import parse_summary
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +200,7 @@ def test_a_crashed_service_is_restarted_and_the_next_job_works(service, engine, 
         glance.image.delete_image(gone)
         code, output = appliance_cli(engine, "run", "image-sync")
         assert code == 0, output
-        assert "add=1" in output
+        assert "planned=1 applied=1 failed=0" in output
         assert set(demo_images(glance)) == DEMO_IMAGES
     elif service == "supervisor":
         code, output = appliance_cli(engine, "run", "caso-extract")
@@ -232,7 +239,8 @@ def test_each_service_reads_its_own_copy_of_its_secrets(engine, appliance):
         ["sh", "-c", f"cd {rendered} && stat -c '%a %u %n' secrets/*/*"]
     )
     assert code == 0, listing
-    expected_owner = {"images": "10030", "bdii": "10040", "accounting": "990"}
+    # Owned by the user each section's service image runs as.
+    expected_owner = {s: str(by_section(s).uid) for s in ("images", "bdii", "accounting")}
     copies = [line.split() for line in listing.decode().splitlines()]
     assert {path.split("/")[1] for _, _, path in copies} == set(expected_owner)
     for mode, owner, path in copies:
@@ -255,9 +263,9 @@ STACK = "fedcloud-swarm"
 SWARM_BDII_PORT, SWARM_STATUS_PORT = 2171 + OFFSET, 8081 + OFFSET
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def swarm(engine: docker.DockerClient) -> Iterator[None]:
-    """A single-node swarm for the test (left again after it, if it made one)."""
+    """A single-node swarm for these tests (left again after them, if it made one)."""
     made = engine.info()["Swarm"]["LocalNodeState"] != "active"
     if made:
         subprocess.run(
@@ -279,7 +287,9 @@ def swarm(engine: docker.DockerClient) -> Iterator[None]:
             subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=60)
 
 
-def test_the_compose_file_deploys_as_a_swarm_stack_and_its_bdii_answers(appliance, swarm):
+@pytest.fixture(scope="module")
+def stack(appliance: str, swarm: None) -> None:
+    """The compose file deployed as a stack, with the demo's config, beside the demo."""
     env = {
         **os.environ,
         "FEDCLOUD_CONFIG_DIR": str(STATE / "etc"),
@@ -295,6 +305,9 @@ def test_the_compose_file_deploys_as_a_swarm_stack_and_its_bdii_answers(applianc
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stderr
+
+
+def test_the_compose_file_deploys_as_a_swarm_stack_and_its_bdii_answers(stack):
     flavors = wait_for(
         "the stack's site BDII answering with the cloud's flavors",
         lambda: ldapsearch(SWARM_BDII_PORT, "GLUE2CloudComputingInstanceType", "GLUE2EntityName"),
@@ -310,3 +323,69 @@ def test_the_compose_file_deploys_as_a_swarm_stack_and_its_bdii_answers(applianc
     }  # fmt: skip
     assert {s["service"] for s in report["services"]} == set(SERVICES)
     assert all(s["container"].startswith(f"{STACK}_") for s in report["services"])
+
+
+def test_on_the_swarm_a_job_runs_as_a_swarm_job_and_does_its_work(stack, engine):
+    """A manual caso-extract: a replicated-job service of the stack, and a moved watermark."""
+    supervisor = wait_for(
+        "the stack's supervisor task",
+        lambda: engine.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={STACK}_supervisor"}
+        ),
+    )[0]  # type: ignore[index]
+    # The catch-up run of caso-extract first (a manual run beside it is skipped).
+    wait_for("the catch-up caso-extract to end", lambda: _swarm_job_ended("caso-extract"))
+    created: list[dict] = []
+    watching = docker.from_env()
+    events = watching.events(decode=True, filters={"type": "service", "event": "create"})
+
+    def watch() -> None:
+        # Inspected as it is created: the runner removes it once it has read it.
+        with contextlib.suppress(Exception):  # the stream ends when closed
+            for event in events:
+                created.append(watching.services.get(event["Actor"]["ID"]).attrs["Spec"])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    try:
+        result = supervisor.exec_run(["appliance", "run", "caso-extract"])
+    finally:
+        time.sleep(1)
+        events.close()
+        watcher.join(10)
+    output = result.output.decode()
+    assert result.exit_code == 0, output
+    assert output.rstrip().endswith("caso-extract: ok")
+    jobs = [s for s in created if s["Labels"].get("eu.egi.fedcloud.job") == "caso-extract"]
+    assert len(jobs) == 1, created
+    job = jobs[0]
+    assert "ReplicatedJob" in job["Mode"]
+    assert job["Labels"]["eu.egi.fedcloud.project"] == STACK
+    assert job["Labels"]["eu.egi.fedcloud.trigger"] == "manual"
+    assert job["TaskTemplate"]["ContainerSpec"]["Image"].startswith("fedcloud/accounting:")
+    assert not engine.services.list(filters={"name": job["Name"]})  # removed once read
+    # Its work, in the stack's own volume: the watermark the job's summary names.
+    summary = next(parsed for line in output.splitlines() if (parsed := parse_summary(line)))
+    watermark = json.loads(
+        engine.containers.run(
+            "debian:bookworm-slim",
+            ["cat", "/caso/fedcloud-watermark.json"],
+            volumes={f"{STACK}_caso_state": {"bind": "/caso", "mode": "ro"}},
+            remove=True,
+        )
+    )["extracted_until"]
+    assert watermark == summary[2]["watermark"]
+    assert datetime.datetime.fromisoformat(watermark) >= before
+
+
+def _swarm_job_ended(job: str) -> bool:
+    try:
+        with urllib.request.urlopen(
+            f"http://localhost:{SWARM_STATUS_PORT}/status.json", timeout=10
+        ) as r:
+            report = json.load(r)
+    except OSError:
+        return False
+    last = next(j["last_run"] for j in report["jobs"] if j["job"] == job)
+    return last is not None and last["outcome"] != "running"

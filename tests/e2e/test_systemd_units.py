@@ -21,6 +21,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from fedcloud_common.services import SERVICES
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "systemd").glob("*.service"))
@@ -58,6 +60,13 @@ def test_every_expected_unit_is_shipped():
         "cloudkeeper-os.service",
         "fedcloud-appliance.service",
     ]
+
+
+def test_the_supervisor_starts_after_the_services_its_jobs_use_but_not_bound_to_them():
+    supervisor = unit(ROOT / "systemd" / "fedcloud-appliance.service")["Unit"]
+    assert {"bdii.service", "cloudkeeper-os.service"} <= set(supervisor["After"].split())
+    assert "bdii.service" not in supervisor.get("Requires", "")
+    assert "cloudkeeper-os.service" not in supervisor.get("Requires", "")
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
@@ -220,7 +229,7 @@ def test_cloudkeeper_os_unit_runs_the_backend_as_its_own_user_with_its_secrets(h
     assert "cloudkeeper-os: running healthy" in start.stdout
     labels = {"label": f"com.docker.compose.project={PROJECT}"}
     (backend,) = docker.from_env().containers.list(filters=labels)
-    assert backend.exec_run("id -u").output.decode().strip() == "10030"
+    assert backend.exec_run("id -u").output.decode().strip() == str(SERVICES["cloudkeeper"].uid)
     password = "/etc/fedcloud-appliance/rendered/secrets/images/openstack-password"
     assert backend.exec_run(["cat", password]).output.decode() == "not-used-here\n"
     assert "/var/run/docker.sock" not in {m["Destination"] for m in backend.attrs["Mounts"]}

@@ -9,6 +9,7 @@ appliance run JOB           run one job now and wait for it
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -20,18 +21,28 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from fedcloud_appliance import jobs, loader, render, status, web
+from fedcloud_appliance import connect, jobs, loader, metrics, render, status, web
 from fedcloud_appliance.config import ApplianceConfig
 from fedcloud_appliance.docker_run import DockerRunner
 from fedcloud_appliance.history import History
-from fedcloud_appliance.scheduler import Supervisor
+from fedcloud_appliance.runlog import RunLog
+from fedcloud_appliance.scheduler import RetryPolicy, Supervisor
+from fedcloud_appliance.swarm_run import SwarmRunner, in_swarm_task
+from fedcloud_common import settings
+from fedcloud_common.errors import ConfigError
+from fedcloud_common.settings.cloudkeeper import CloudkeeperSettings
 
 LOG = logging.getLogger("appliance")
 
 
+def _runner(client: docker.DockerClient) -> DockerRunner | SwarmRunner:
+    """Swarm jobs when this supervisor is a swarm task (any node may run them), else containers."""
+    return SwarmRunner(client) if in_swarm_task(client) else DockerRunner(client)
+
+
 def _supervisor(config: ApplianceConfig, client: docker.DockerClient | None) -> Supervisor:
     state = config.supervisor.state_dir
-    runner = DockerRunner(client) if client else None
+    runner = _runner(client) if client else None
 
     def run(spec, record):  # type: ignore[no-untyped-def]
         if runner is None:
@@ -47,6 +58,9 @@ def _supervisor(config: ApplianceConfig, client: docker.DockerClient | None) -> 
         run,
         History(state / "history.sqlite"),
         state / "locks",
+        reattach=runner.reattach if runner else None,
+        retry=RetryPolicy(config.supervisor.retries, config.supervisor.retry_after),
+        report=RunLog(config.supervisor.log_format),
     )
 
 
@@ -72,6 +86,38 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{loader.config_path(args.config)}: OK (site {config.site.name}; "
         f"enabled: {', '.join(enabled) or 'nothing'})"
     )
+    if not args.connect:
+        return 0
+    checks = connect.check_all(config)
+    for check in checks:
+        print(check.line())
+    failed = [check for check in checks if not check.ok]
+    print(f"{len(checks) - len(failed)} of {len(checks)} connection check(s) passed")
+    return 1 if failed else 0
+
+
+# The port the status page listens on inside the supervisor's container;
+# supervisor.status_port is the host port compose publishes it on.
+STATUS_PORT_IN_CONTAINER = 8080
+
+
+def compose_environment(config: ApplianceConfig) -> dict[str, str]:
+    """The host-side settings compose needs, which only appliance.yaml knows.
+
+    systemd/fedcloud-compose reads them (``appliance config env``) before it
+    starts anything, so the published ports follow the config file.
+    """
+    return {
+        "FEDCLOUD_BDII_PORT": str(config.bdii.port),
+        "FEDCLOUD_STATUS_PORT": str(config.supervisor.status_port),
+        "FEDCLOUD_IMAGE_DATA": str(config.images.store),
+    }
+
+
+def cmd_config_env(args: argparse.Namespace) -> int:
+    config = loader.load(args.config, check_files=False)
+    for key, value in compose_environment(config).items():
+        print(f"{key}={value}")
     return 0
 
 
@@ -89,9 +135,39 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _appliance(config: ApplianceConfig, args: argparse.Namespace) -> status.Appliance:
+    """What the page says this appliance is, and where image replication's status is.
+
+    The status files are in cloudkeeper's ``state_dir`` as rendered for it
+    (the image spool volume, which compose mounts into the supervisor
+    read-only); before the first render, the settings' default.
+    """
+    state_dir = None
+    if config.images.enabled:
+        try:
+            rendered = settings.load(CloudkeeperSettings, _render_dir(args) / "cloudkeeper.json")
+        except ConfigError:
+            rendered = CloudkeeperSettings()
+        state_dir = rendered.state_dir
+    return status.Appliance(
+        site=config.site.name,
+        host=config.site.hostname,
+        image_state_dir=state_dir,
+        image_lists=tuple(lst.name for lst in config.images.lists if lst.enabled),
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    config = loader.load(args.config, check_files=False)
-    report = status.collect(_supervisor(config, None), _docker(), _project())
+    try:
+        config = loader.load(args.config, check_files=False)
+    except loader.ConfigError as error:
+        # Still useful: what is wrong, and whether the services run.
+        report = status.config_problem(str(error), _docker(), _project())
+        print(status.as_json(report) if args.json else status.as_text(report))
+        return 2
+    report = status.collect(
+        _supervisor(config, None), _docker(), _project(), _appliance(config, args)
+    )
     print(status.as_json(report) if args.json else status.as_text(report))
     return 0
 
@@ -111,19 +187,71 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if record.outcome in ("ok", "skipped") else 1
 
 
+CONFIG_RETRY_S = 30.0
+
+
+def _valid_config(
+    args: argparse.Namespace, stop: threading.Event, port: int = STATUS_PORT_IN_CONTAINER
+) -> ApplianceConfig | None:
+    """The config, once it is valid; meanwhile the status page shows what is wrong.
+
+    A typo must not crash-loop the supervisor: the page stays up with the
+    loader's message (and the services' health), and the file is read again
+    every ``CONFIG_RETRY_S`` until it is fixed.
+    """
+    server = None
+    problem = [""]
+    try:
+        while not stop.is_set():
+            try:
+                return loader.load(args.config)
+            except loader.ConfigError as error:
+                if str(error) != problem[0]:
+                    LOG.error("invalid configuration; the status page shows it, and the file "
+                              "is read again every %.0f s:\n%s", CONFIG_RETRY_S, error)  # fmt: skip
+                problem[0] = str(error)
+            if server is None:
+                server = web.serve(
+                    port,
+                    functools.partial(_config_problem, problem, _docker(), _project()),
+                )
+            stop.wait(CONFIG_RETRY_S)
+        return None
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def _config_problem(
+    problem: list[str], client: docker.DockerClient | None, project: str
+) -> dict[str, object]:
+    return status.config_problem(problem[0], client, project)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = loader.load(args.config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    config = _valid_config(args, stop)
+    if config is None:
+        return 0
     rendered = render.render_all(config, _render_dir(args))
     LOG.info("rendered %s", ", ".join(p.name for p in rendered) or "nothing")
     client = _docker()
     supervisor = _supervisor(config, client)
     project = _project()
+    appliance = _appliance(config, args)
     server = web.serve(
-        config.supervisor.status_port, lambda: status.collect(supervisor, client, project)
+        STATUS_PORT_IN_CONTAINER,
+        lambda: status.collect(supervisor, client, project, appliance),
+        metrics=metrics.ApplianceMetrics(supervisor, appliance).exposition,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    if client is not None:
+        # Exited job containers no recorded run will follow (left by a crash):
+        # their outcome is recorded or lost, and they would only pile up.
+        following = {record.started.isoformat() for _, record in supervisor.history.running()}
+        _runner(client).reap(project, keep=following)
     supervisor.start(catch_up=not args.no_catch_up)
     LOG.info("supervising %s; status on port %d", ", ".join(supervisor.specs), server.server_port)
     stop.wait()
@@ -143,7 +271,18 @@ def parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="configuration").add_subparsers(
         dest="action", required=True
     )
-    config.add_parser("check", help="validate the config file").set_defaults(func=cmd_config_check)
+    check = config.add_parser("check", help="validate the config file")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also log in to Keystone and fetch each image list, saying what works",
+    )
+    check.set_defaults(func=cmd_config_check)
+    config.add_parser(
+        "env",
+        help="what compose needs from the file (ports, image store), as VAR=value lines "
+        "(systemd/fedcloud-compose)",
+    ).set_defaults(func=cmd_config_env)
     render_cmd = commands.add_parser("render", help="write each service's config")
     render_cmd.add_argument(
         "--out", help=f"directory (default ${render.RENDER_DIR_ENV} or {render.DEFAULT_RENDER_DIR})"
@@ -163,6 +302,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # APScheduler's own "Adding job"/"Scheduler started" lines at every start
+    # are noise beside the one line per run (runlog.py).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -11,9 +11,11 @@ import dataclasses
 import datetime
 from typing import Literal
 
+from fedcloud_common.faults import cut
 from fedcloud_common.summary import parse_summary
 
 Outcome = Literal["ok", "partial", "failed", "skipped", "running"]
+Trigger = Literal["schedule", "manual", "catch-up", "retry"]
 OUTPUT_LIMIT = 64 * 1024
 # How much of a crashed job's last line goes into its one-line reason.
 REASON_LIMIT = 200
@@ -22,7 +24,7 @@ REASON_LIMIT = 200
 @dataclasses.dataclass
 class Execution:
     job: str
-    trigger: Literal["schedule", "manual", "catch-up"]
+    trigger: Trigger
     started: datetime.datetime
     finished: datetime.datetime | None = None
     outcome: Outcome = "running"
@@ -57,12 +59,15 @@ class Execution:
             self.outcome = last[1][1] if last else "ok"  # type: ignore[assignment]
         else:
             self.outcome = "failed"
+        if not reason and last:
+            # The job's own one-line reason (the summary's `-- reason`).
+            reason = last[1][2].get("reason", "")
         if not reason and exit_code != 0:
             reason = f"exit status {exit_code}"
             # No verdict of its own (it crashed): its last words say why.
             said = [line.strip() for line in output.splitlines() if line.strip()]
             if not last and said:
-                reason += f": {said[-1][:REASON_LIMIT]}"
+                reason += f": {cut(said[-1], REASON_LIMIT)}"
         self.reason = reason
         return self
 
@@ -84,5 +89,5 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def start(job: str, trigger: Literal["schedule", "manual", "catch-up"]) -> Execution:
+def start(job: str, trigger: Trigger) -> Execution:
     return Execution(job=job, trigger=trigger, started=_now())

@@ -10,6 +10,7 @@ environment.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable
 
 from fedcloud_appliance.config import ApplianceConfig
@@ -42,6 +43,11 @@ class JobKind:
     schedule: Callable[[ApplianceConfig], str]  # its cron expression in the config
     user: str | None = None  # the image's own (non-root) user unless set
     after: str | None = None  # catch-up order (JobSpec.after)
+    # Linux capabilities it keeps; every job container drops all others.
+    capabilities: tuple[str, ...] = ()
+    # Killed after this long unless supervisor.job_timeout says otherwise: a
+    # hung publish is found in minutes, while big downloads get hours.
+    timeout: datetime.timedelta = datetime.timedelta(hours=1)
 
 
 KINDS = (
@@ -61,6 +67,7 @@ KINDS = (
         ),
         ("config", "grid_security", "image_data", "image_spool"),
         lambda config: config.images.schedule,
+        timeout=datetime.timedelta(hours=3),
     ),
     JobKind(
         "bdii-publish",
@@ -71,6 +78,7 @@ KINDS = (
         ("config", "bdii_resource_state"),
         lambda config: config.bdii.schedule,
         after="image-sync",
+        timeout=datetime.timedelta(minutes=20),
     ),
     JobKind(
         "caso-extract",
@@ -87,8 +95,11 @@ KINDS = (
         ("fedcloud-accounting", "send", "--config", f"{RENDERED}/accounting.json"),
         ("config", "grid_security", "apel_spool"),
         lambda config: config.accounting.sender.schedule,
-        # It signs with the host key, which sites keep root-only (0600).
+        timeout=datetime.timedelta(minutes=30),
+        # It signs with the host key, which sites keep root-only (0600), and
+        # moves sent messages out of the spool the extract job's user owns.
         user="0",
+        capabilities=("DAC_OVERRIDE",),
         after="caso-extract",
     ),
 )
@@ -110,7 +121,7 @@ def job_specs(
                 image=f"fedcloud/{kind.image}:{tag}",
                 command=kind.command,
                 schedule=kind.schedule(config),
-                timeout=config.supervisor.job_timeout,
+                timeout=config.supervisor.job_timeout or kind.timeout,
                 memory=config.supervisor.job_memory,
                 mounts=tuple(
                     dataclasses.replace(VOLUMES[v], source=f"{project}_{VOLUMES[v].source}")
@@ -118,6 +129,7 @@ def job_specs(
                 ),
                 network=config.supervisor.job_network,
                 user=kind.user,
+                capabilities=kind.capabilities,
                 after=kind.after,
                 project=project,
             )

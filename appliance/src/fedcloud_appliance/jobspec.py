@@ -28,6 +28,9 @@ class JobSpec:
     mounts: tuple[Mount, ...] = ()
     environment: tuple[tuple[str, str], ...] = ()  # never secrets: those are files
     user: str | None = None
+    # Kept when all others are dropped (the container also runs with a
+    # read-only root file system, a private /tmp and no-new-privileges).
+    capabilities: tuple[str, ...] = ()
     network: str | None = None
     # When both are caught up at start, this job runs after that one (a
     # publish after the sync it publishes, a send after the extract it sends).

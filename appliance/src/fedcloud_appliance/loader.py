@@ -20,14 +20,17 @@ from pydantic import BaseModel, ValidationError
 
 from fedcloud_appliance import vomap
 from fedcloud_appliance.config import DEFAULT_PATH, ApplianceConfig, VoMapping
-from fedcloud_common.errors import FedcloudError, SecretFileError
+from fedcloud_common import errors
+from fedcloud_common.errors import SecretFileError
 from fedcloud_common.secrets import read_secret
 
 PATH_ENV = "FEDCLOUD_APPLIANCE_CONFIG"
 LOG = logging.getLogger(__name__)
 
 
-class ConfigError(FedcloudError):
+class ConfigError(errors.ConfigError):
+    """Every problem of the appliance file at once, one per line."""
+
     msg_fmt = "{path}: {count} problem(s)\n{problems}"
 
     def __init__(self, path: Path, problems: list[str]) -> None:
@@ -56,7 +59,9 @@ def load(path: str | os.PathLike[str] | None = None, check_files: bool = True) -
             path, [f"file not found; write it (see the README's example) or set {PATH_ENV}"]
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except _DuplicateKeyError as error:
+        raise ConfigError(path, [str(error)]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -66,15 +71,62 @@ def load(path: str | os.PathLike[str] | None = None, check_files: bool = True) -
     try:
         config = ApplianceConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(path, [_describe(e) for e in error.errors()]) from None
+        problems = [_describe(e) for e in error.errors()]
+        raise ConfigError(path, problems + _hidden_problems(raw, error, problems)) from None
     if check_files:
         # The services mount only this directory (beside the config file).
         problems = _check_files(config, path.parent / "secrets")
         config, vo_map_problems = _with_vo_map(config, path.parent)
-        problems += vo_map_problems
+        problems += vo_map_problems + _lists_without_a_project(config)
         if problems:
             raise ConfigError(path, problems)
     return config
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML with each key once per mapping: a repeated key would silently win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKeyError(
+                    f"{key}: given twice (lines {seen[key]} and {line}); the second would "
+                    "silently replace the first: keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _hidden_problems(raw: dict[str, Any], error: ValidationError, known: list[str]) -> list[str]:
+    """Whole-file checks pydantic skips when any key is wrong, found all the same.
+
+    The checks across sections (credentials for every enabled service, ...)
+    run only on a file whose keys are all valid, so they would show up one
+    edit later. They are run again with each broken section cut down to
+    whether it is enabled; not when the site or the shared credentials are
+    broken, whose fix may change the answer.
+    """
+    broken = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+    if broken & {"site", "openstack"}:
+        return []
+    trimmed = dict(raw)
+    for section in broken:
+        value = raw.get(section)
+        enabled = value.get("enabled") if isinstance(value, dict) else None
+        trimmed[section] = {"enabled": enabled} if isinstance(enabled, bool) else {}
+    try:
+        ApplianceConfig.model_validate(trimmed)
+    except ValidationError as second:
+        found = [_describe(e) for e in second.errors() if not e["loc"]]
+        return [problem for problem in found if problem not in known]
+    return []
 
 
 def _dotted(location: tuple[int | str, ...]) -> str:
@@ -176,7 +228,29 @@ def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
         problems += _check_secret("accounting.sender.key", sender.key)
         if sender.token_file:
             problems += _check_secret("accounting.sender.token_file", sender.token_file)
+        if sender.stomp_password_file:
+            problems += _check_secret(
+                "accounting.sender.stomp_password_file", sender.stomp_password_file
+            )
+        if sender.server_cert and not sender.server_cert.is_file():
+            problems.append(
+                f"accounting.sender.server_cert: {sender.server_cert} does not exist; put the "
+                "endpoint's certificate in the config directory or remove the key"
+            )
     return problems
+
+
+def _lists_without_a_project(config: ApplianceConfig) -> list[str]:
+    """A list for a VO needs a project to share its images with."""
+    if not config.images.enabled:
+        return []
+    return [
+        f"images.lists[{index}]: VO {image_list.vo!r} has no project: give the list a "
+        f"project, or map the VO in bdii.vos ({image_list.vo}: {{project: ...}}) or "
+        "bdii.vo_map_file"
+        for index, image_list in enumerate(config.images.lists)
+        if image_list.vo and not image_list.project and image_list.vo not in config.bdii.vos
+    ]
 
 
 def _check_secret(key: str, path: Path) -> list[str]:

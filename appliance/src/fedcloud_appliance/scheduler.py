@@ -11,29 +11,58 @@
   wait hours for its first images or records. Caught-up jobs that feed one
   another run in order (``JobSpec.after``): the first BDII publish then
   shows the first images, the first send carries the first records.
+- A scheduled run that fails is retried with backoff (``RetryPolicy``):
+  a few times, each later than the last, never past the next scheduled
+  run; ``appliance status`` shows the retry to come.
+- A supervisor restarted while a job ran re-attaches to that job's
+  container (found by its labels), records its real outcome and removes
+  it; only a run whose container is gone is recorded as interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from fedcloud_appliance import execution
-from fedcloud_appliance.execution import Execution
+from fedcloud_appliance.execution import Execution, Trigger
 from fedcloud_appliance.history import History
 from fedcloud_appliance.jobspec import JobSpec
+from fedcloud_appliance.runlog import RunLog
 
 LOG = logging.getLogger(__name__)
-Trigger = Literal["schedule", "manual", "catch-up"]
 RunFn = Callable[[JobSpec, Execution], Execution]
+# Follows the container of a run a stopped supervisor started (None: it is gone).
+ReattachFn = Callable[[JobSpec, Execution], Execution | None]
+INTERRUPTED = "supervisor stopped during the run, and its container is gone"
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Failed scheduled runs are tried again after ``first``, then twice as long, ..."""
+
+    attempts: int = 3  # 0: wait for the next scheduled run
+    first: datetime.timedelta = datetime.timedelta(minutes=5)
+
+    def delay(self, attempt: int) -> datetime.timedelta:
+        return self.first * 2 ** (attempt - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingRetry:
+    attempt: int
+    of: int
+    at: datetime.datetime
 
 
 def trigger_for(spec: JobSpec) -> CronTrigger:
@@ -47,13 +76,27 @@ def next_run(spec: JobSpec, after: datetime.datetime) -> datetime.datetime | Non
 class Supervisor:
     """Owns the jobs: runs them on schedule or on request, records every run."""
 
-    def __init__(self, specs: list[JobSpec], run: RunFn, history: History, lock_dir: Path):
+    def __init__(
+        self,
+        specs: list[JobSpec],
+        run: RunFn,
+        history: History,
+        lock_dir: Path,
+        reattach: ReattachFn | None = None,
+        retry: RetryPolicy | None = None,
+        report: Callable[[Execution], None] | None = None,
+    ):
         self.specs = {spec.name: spec for spec in specs}
         self._run = run
+        self._reattach = reattach
+        self._report = report or RunLog()
+        self.retry = retry or RetryPolicy()
         self.history = history
         self.lock_dir = lock_dir
         lock_dir.mkdir(parents=True, exist_ok=True)
         self.scheduler = BackgroundScheduler(timezone=datetime.UTC)
+        self.retries: dict[str, PendingRetry] = {}
+        self._retry_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _exclusive(self, job: str) -> Iterator[bool]:
@@ -75,7 +118,7 @@ class Supervisor:
             if not acquired:
                 record.skip("another run of this job is still in progress")
                 self.history.end(self.history.begin(record), record)
-                LOG.warning("job %s skipped: %s", name, record.reason)
+                self._report(record)
                 return record
             row = self.history.begin(record)
             try:
@@ -84,8 +127,77 @@ class Supervisor:
                 LOG.exception("job %s: runner failed", name)
                 record.finish(None, "", reason=f"runner error: {error}")
             self.history.end(row, record)
-        LOG.info("job %s %s%s", name, record.outcome, f": {record.reason}" if record.reason else "")
+        self._report(record)
+        self._plan_retry(name, record)
         return record
+
+    def _plan_retry(self, name: str, record: Execution) -> None:
+        """After a failed scheduled run, one more try soon (bounded, and shown)."""
+        with self._retry_lock:
+            previous = self.retries.pop(name, None)
+            if record.outcome not in ("failed", "partial") or record.trigger == "manual":
+                return
+            attempt = (previous.attempt if previous else 0) + 1
+            if attempt > self.retry.attempts:
+                LOG.warning("job %s: failed %d retries; next try on schedule", name, attempt - 1)
+                return
+            at = datetime.datetime.now(datetime.UTC) + self.retry.delay(attempt)
+            scheduled = self.scheduler.get_job(name) if self.scheduler.running else None
+            if scheduled is None or (scheduled.next_run_time and at >= scheduled.next_run_time):
+                return  # the schedule comes first (or nothing is scheduled: a one-off run)
+            self.retries[name] = PendingRetry(attempt, self.retry.attempts, at)
+            self.scheduler.add_job(
+                self.run_job,
+                "date",
+                run_date=at,
+                args=(name, "retry"),
+                id=f"{name}-retry",
+                name=f"{name} (retry)",
+                replace_existing=True,
+            )
+            LOG.info("job %s: retry %d of %d at %s", name, attempt, self.retry.attempts, at)
+
+    def recover(self) -> list[threading.Thread]:
+        """Runs a stopped supervisor left 'running': follow each to its real end.
+
+        Each job's lock is taken here, before anything is scheduled, and held
+        until its container is followed, so no new run of it starts meanwhile.
+        """
+        following = []
+        for row, record in self.history.running():
+            spec = self.specs.get(record.job)
+            lock = self._hold(record.job) if spec and self._reattach else None
+            if spec is None or lock is None:
+                self.history.end(row, record.finish(None, "", reason=INTERRUPTED))
+                continue
+            thread = threading.Thread(
+                target=self._follow, args=(spec, row, record, lock), name=f"reattach-{spec.name}"
+            )
+            thread.start()
+            following.append(thread)
+        return following
+
+    def _follow(self, spec: JobSpec, row: int, record: Execution, lock: IO[str]) -> None:
+        try:
+            assert self._reattach is not None
+            followed = self._reattach(spec, record) or record.finish(None, "", reason=INTERRUPTED)
+        except Exception as error:  # never take the supervisor down
+            LOG.exception("job %s: re-attaching failed", spec.name)
+            followed = record.finish(None, "", reason=f"re-attaching failed: {error}")
+        try:
+            self.history.end(row, followed)
+        finally:
+            lock.close()
+        self._report(followed)
+
+    def _hold(self, job: str) -> IO[str] | None:
+        lock = open(self.lock_dir / f"{job}.lock", "w")  # noqa: SIM115 (held across threads)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return None
+        return lock
 
     def missed(self, now: datetime.datetime) -> list[str]:
         """Jobs whose last attempt predates their previous scheduled time."""
@@ -101,9 +213,9 @@ class Supervisor:
         return missed
 
     def start(self, catch_up: bool = True) -> None:
-        interrupted = self.history.mark_interrupted()
-        if interrupted:
-            LOG.warning("%d run(s) were cut short by the last stop", interrupted)
+        following = self.recover()
+        if following:
+            LOG.warning("re-attaching to %d run(s) started before a restart", len(following))
         for name, spec in self.specs.items():
             self.scheduler.add_job(
                 self.run_job,

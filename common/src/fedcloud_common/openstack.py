@@ -35,19 +35,25 @@ class Credentials(Model):
     validated by it, and the render step hands each service an instance.
     """
 
-    auth_url: HttpUrl | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    project_name: str | None = None
-    project_id: str | None = None
-    user_domain_name: str = "Default"
-    project_domain_name: str = "Default"
-    application_credential_id: str | None = None
-    application_credential_secret_file: Path | None = None
+    auth_url: HttpUrl | None = Field(None, description="Keystone v3, e.g. https://keystone:5000/v3")
+    username: str | None = Field(None, description="the appliance's OpenStack user")
+    password_file: Path | None = Field(None, description="its password, in a root-only file")
+    project_name: str | None = Field(None, description="the project it logs in to")
+    project_id: str | None = Field(None, description="or that project's id")
+    user_domain_name: str = Field("Default", description="the user's Keystone domain")
+    project_domain_name: str = Field("Default", description="the project's Keystone domain")
+    application_credential_id: str | None = Field(
+        None, description="an application credential instead of a password"
+    )
+    application_credential_secret_file: Path | None = Field(
+        None, description="its secret, in a root-only file"
+    )
     cloud: str | None = Field(None, description="an entry of clouds_yaml")
-    clouds_yaml: Path | None = None
-    region: str | None = None
-    ca_bundle: Path | None = None
+    clouds_yaml: Path | None = Field(None, description="a clouds.yaml file, for cloud")
+    region: str | None = Field(None, description="the region of the cloud's catalog to use")
+    ca_bundle: Path | None = Field(
+        None, description="CAs of the cloud's TLS certificates, if not public ones"
+    )
     timeout_s: float = Field(
         60, gt=0, description="seconds any one OpenStack API request may take before it fails"
     )

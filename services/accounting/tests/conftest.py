@@ -1,8 +1,9 @@
 """Fixtures for the accounting tests: a throw-away PKI, the spool, the stand-in.
 
-The PKI is made with ``cryptography`` per test session: a CA, the host
-certificate the sender signs with, the stand-in's TLS certificate, and the
-bad cases (expired, mismatched key, foreign CA).
+The PKI is the tests' shared ``TestCA`` (tests/support/testca.py), made once
+per session: a CA, the host certificate the sender signs with, the
+stand-in's TLS certificate, and the bad cases (expired, mismatched key,
+foreign CA).
 """
 
 from __future__ import annotations
@@ -16,86 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
-from fedcloud_accounting.config import SendConfig
+from fedcloud_common.settings.accounting import SendSettings
+from tests.support import ports
+from tests.support.testca import TestCA
 
 ROOT = Path(__file__).resolve().parents[3]
 STANDIN = ROOT / "demo" / "accounting-endpoint" / "ams_standin.py"
 PORT_BASE = 42000  # this package's own range: 42000-42999
 HOST_DN = "/DC=org/DC=test/O=Appliance/CN=accounting.appliance.test"
-
-
-def _name(*parts: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in parts])
-
-
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _write(path: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey | None = None) -> Path:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        keyfile = path.with_suffix(".key")
-        keyfile.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-        )
-        keyfile.chmod(0o600)
-    return path
-
-
-def _issue(
-    subject: x509.Name,
-    key: rsa.RSAPrivateKey,
-    issuer: x509.Name,
-    issuer_key: rsa.RSAPrivateKey,
-    *,
-    ca: bool = False,
-    days: float = 30,
-    start_days: float = -1,
-    san: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + datetime.timedelta(days=start_days))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=False,
-                key_encipherment=not ca,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 @dataclasses.dataclass
@@ -116,69 +46,39 @@ class Pki:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca_key = _key()
-    ca_name = _name(
-        (NameOID.DOMAIN_COMPONENT, "org"),
-        (NameOID.DOMAIN_COMPONENT, "test"),
-        (NameOID.ORGANIZATION_NAME, "Appliance"),
-        (NameOID.COMMON_NAME, "Test CA"),
+    ca = TestCA(tmp_path_factory.mktemp("pki") / "ca", dn="/DC=org/DC=test/O=Appliance/CN=Test CA")
+    host = ca.issue("hostcert", HOST_DN)
+    server = ca.issue("server", "/CN=localhost", san="DNS:localhost")
+    now = datetime.datetime.now(datetime.UTC)
+    expired = ca.issue(
+        "expired",
+        HOST_DN,
+        not_before=now - datetime.timedelta(days=30),
+        not_after=now - datetime.timedelta(days=1),
     )
-    ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True, days=365)
-    host_name = _name(
-        (NameOID.DOMAIN_COMPONENT, "org"),
-        (NameOID.DOMAIN_COMPONENT, "test"),
-        (NameOID.ORGANIZATION_NAME, "Appliance"),
-        (NameOID.COMMON_NAME, "accounting.appliance.test"),
-    )
-    host_key = _key()
-    server_key = _key()
-    server = _issue(
-        _name((NameOID.COMMON_NAME, "localhost")),
-        server_key,
-        ca_name,
-        ca_key,
-        san=[x509.DNSName("localhost")],
-    )
-    expired_key = _key()
-    expired = _issue(host_name, expired_key, ca_name, ca_key, days=-1, start_days=-30)
-    foreign_ca_key = _key()
-    foreign_ca_name = _name((NameOID.COMMON_NAME, "Foreign CA"))
-    foreign_key = _key()
-    foreign = _issue(host_name, foreign_key, foreign_ca_name, foreign_ca_key)
-    other_key = _key()
-    (d / "other.pem").write_text("")
-    _write(d / "other.pem", _issue(host_name, other_key, ca_name, ca_key), other_key)
-    allowed = d / "allowed-dns"
+    other = ca.issue("other", HOST_DN)  # its key does not match the host certificate
+    foreign = TestCA(ca.root.parent / "foreign", dn="/CN=Foreign CA").issue("foreign", HOST_DN)
+    allowed = ca.root / "allowed-dns"
     allowed.write_text(f"# DNs allowed to publish\n{HOST_DN}\n")
     return Pki(
-        dir=d,
-        ca=_write(d / "ca.pem", ca),
-        host_cert=_write(
-            d / "hostcert.pem", _issue(host_name, host_key, ca_name, ca_key), host_key
-        ),
-        host_key=d / "hostcert.key",
-        server_cert=_write(d / "server.pem", server, server_key),
-        server_key=d / "server.key",
-        expired_cert=_write(d / "expired.pem", expired, expired_key),
-        expired_key=d / "expired.key",
-        other_key=d / "other.key",
-        foreign_cert=_write(d / "foreign.pem", foreign, foreign_key),
-        foreign_key=d / "foreign.key",
+        dir=ca.root,
+        ca=ca.cert,
+        host_cert=host.cert,
+        host_key=host.key,
+        server_cert=server.cert,
+        server_key=server.key,
+        expired_cert=expired.cert,
+        expired_key=expired.key,
+        other_key=other.key,
+        foreign_cert=foreign.cert,
+        foreign_key=foreign.key,
         allowed_dns=allowed,
     )
 
 
 def free_port(start: int) -> int:
     """A free port in this package's range, from ``start`` upwards."""
-    for port in range(start, PORT_BASE + 1000):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 42000-42999")
+    return ports.free_port(range(start, PORT_BASE + 1000))
 
 
 @dataclasses.dataclass
@@ -242,7 +142,7 @@ class Endpoint:
 
         return [json.loads(p.read_text()) for p in sorted((self.store / "rejected").glob("*.json"))]
 
-    def config(self, spool: Path, **overrides: object) -> SendConfig:
+    def config(self, spool: Path, **overrides: object) -> SendSettings:
         values: dict[str, object] = {
             "protocol": "ams",
             "host": "localhost",
@@ -256,7 +156,7 @@ class Endpoint:
             "message_timeout_s": 5,
         }
         values.update(overrides)
-        return SendConfig.model_validate(values)
+        return SendSettings.model_validate(values)
 
 
 @pytest.fixture

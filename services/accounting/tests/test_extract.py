@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import configparser
 import datetime
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from fedcloud_accounting import casoconf
-from fedcloud_accounting.config import ExtractConfig, SendConfig, load
-from fedcloud_accounting.errors import ConfigError
+from fedcloud_accounting import casoconf, config
 from fedcloud_accounting.extract import ExtractJob, judge
 from fedcloud_accounting.watermark import Watermark
+from fedcloud_common.errors import ConfigError
+from fedcloud_common.settings.accounting import ExtractSettings
 
 P = "2026-11-22 04:14:34.389 10347"
 OK_LOG = f"""\
@@ -37,24 +38,29 @@ the following exception: : keystoneauth1.exceptions.connection.ConnectTimeout: t
 """
 
 
-def _config(tmp_path: Path, **overrides: object) -> ExtractConfig:
+def _openstack(tmp_path: Path, **overrides: object) -> dict[str, object]:
     password = tmp_path / "password"
     password.write_text("s3cret\n")
     password.chmod(0o600)
+    return {
+        "auth_url": "https://keystone:5000/v3",
+        "username": "acct",
+        "password_file": password,
+        "project_name": "ops",
+    } | overrides
+
+
+def _config(tmp_path: Path, **overrides: object) -> ExtractSettings:
     values: dict[str, object] = {
         "site_name": "MY-SITE",
-        "keystone": {
-            "auth_url": "https://keystone:5000/v3",
-            "username": "acct",
-            "password_file": password,
-        },
+        "openstack": _openstack(tmp_path),
         "project_tag": "fedcloud",
         "state_dir": tmp_path / "state",
         "spool_dir": tmp_path / "spool",
         "start_date": "2026-01-01",
     }
     values.update(overrides)
-    return ExtractConfig.model_validate(values)
+    return ExtractSettings.model_validate(values)
 
 
 def test_a_clean_run_is_judged_complete():
@@ -104,6 +110,37 @@ def test_caso_conf_never_double_scopes_and_names_the_vo_property(tmp_path):
     assert parsed["ssm"]["output_path"] == str(tmp_path / "spool")
 
 
+def test_caso_conf_carries_the_credentials_region_ca_and_timeout(tmp_path):
+    openstack = _openstack(
+        tmp_path,
+        region="RegionTwo",
+        ca_bundle=tmp_path / "keystone-ca.pem",
+        user_domain_name="ldap",
+        project_domain_name="vo-projects",
+        timeout_s=2.5,
+    )
+    parsed = configparser.ConfigParser(interpolation=None)
+    parsed.read_string(casoconf.render(_config(tmp_path, openstack=openstack)))
+    auth = parsed["keystone_auth"]
+    assert (auth["auth_url"], auth["username"]) == ("https://keystone:5000/v3", "acct")
+    assert (auth["user_domain_name"], auth["project_domain_name"]) == ("ldap", "vo-projects")
+    assert auth["cafile"] == str(tmp_path / "keystone-ca.pem")
+    assert auth["timeout"] == "3"  # keystoneauth takes whole seconds: rounded up
+    assert parsed["DEFAULT"]["region_name"] == "RegionTwo"
+
+
+def test_application_credentials_are_refused_because_caso_re_scopes(tmp_path):
+    secret = tmp_path / "appcred"
+    secret.write_text("x\n")
+    appcred = {
+        "auth_url": "https://keystone:5000/v3",
+        "application_credential_id": "id",
+        "application_credential_secret_file": secret,
+    }
+    with pytest.raises(ValueError, match="re-scopes its token to each project"):
+        _config(tmp_path, openstack=appcred)
+
+
 def test_explicit_projects_without_a_tag_pick_up_no_tagged_project(tmp_path):
     config = _config(tmp_path, project_tag=None, projects=["p1", "p2"])
     parsed = configparser.ConfigParser(interpolation=None)
@@ -146,7 +183,10 @@ def test_job_passes_the_window_in_utc_and_keeps_it_after_a_failure(tmp_path, cap
     assert "--extract-from 2026-01-01T00:00:00+00:00" in args
     assert "--extract-to 2026-05-01T12:00:00+00:00" in args
     assert args.endswith("TZ=UTC")
-    assert "caso-extract failed" in capsys.readouterr().out
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("caso-extract failed")
+    reason = summary.partition(" -- ")[2]  # one line saying why, for the status page
+    assert reason and "\n" not in reason
     assert not (tmp_path / "state" / "fedcloud-watermark.json").exists()
     for path in (tmp_path / "state").rglob("*"):
         assert path.is_dir() or b"s3cret" not in path.read_bytes(), f"password left in {path}"
@@ -158,11 +198,24 @@ def test_job_passes_the_window_in_utc_and_keeps_it_after_a_failure(tmp_path, cap
     assert "--extract-from 2026-05-01T12:00:00+00:00" in (tmp_path / "args").read_text()
 
 
+def test_both_jobs_read_their_part_of_one_file(tmp_path):
+    extract = _config(tmp_path).model_dump(mode="json")
+    path = tmp_path / "accounting.json"
+    path.write_text(json.dumps({"extract": extract, "send": {"protocol": "stomp"}}))
+    settings = config.load(path)
+    assert settings.extract == _config(tmp_path)
+    assert settings.send.protocol == "stomp"
+
+
 def test_config_errors_name_the_file_and_the_field(tmp_path):
-    path = tmp_path / "send.json"
-    path.write_text('{"protocol": "carrier-pigeon"}')
-    with pytest.raises(ConfigError, match=r"send.json: protocol"):
-        load(SendConfig, path)
+    path = tmp_path / "accounting.json"
+    extract = _config(tmp_path).model_dump(mode="json")
+    path.write_text(json.dumps({"extract": extract, "send": {"protocol": "carrier-pigeon"}}))
+    with pytest.raises(ConfigError, match=r"accounting.json: send.protocol: Input should be"):
+        config.load(path)
+    path.write_text(json.dumps({"extract": extract | {"keystone": {}}, "send": {}}))
+    with pytest.raises(ConfigError, match=r"extract.keystone: not a known setting"):
+        config.load(path)
 
 
 def test_a_project_without_a_vo_is_reported_but_not_re_extracted(tmp_path, capsys):

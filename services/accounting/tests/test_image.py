@@ -15,11 +15,13 @@ import docker
 import pytest
 from dirq.QueueSimple import QueueSimple
 
+from fedcloud_common.services import SERVICES
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = f"fedcloud/accounting:{(ROOT / 'VERSION').read_text().strip()}"
-UID = 990  # the image's apel user
+UID = SERVICES["accounting"].uid  # the image's apel user
 
 
 def _own(path: Path) -> None:
@@ -54,10 +56,11 @@ def test_extract_and_send_run_in_the_image_as_non_root(demo_cloud, endpoint, pki
     (work / "password").write_text("fedcloudpass\n")
     extract = {
         "site_name": "DEMO-SITE",
-        "keystone": {
+        "openstack": {
             "auth_url": demo_cloud.auth_url,
             "username": "fedcloud",
             "password_file": "/work/password",
+            "project_name": "fedcloud-ops",
         },
         "project_tag": demo_cloud.seed.ACCOUNTED_TAG,
         "spool_dir": "/work/apel/outgoing/openstack",

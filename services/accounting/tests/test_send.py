@@ -38,6 +38,19 @@ def test_every_message_arrives_signed_by_the_host_and_leaves_the_spool(endpoint,
     assert QueueSimple(str(spool)).count() == 0
 
 
+def test_messages_are_published_to_the_configured_project_and_topic(endpoint, tmp_path):
+    spool = tmp_path / "spool"
+    fill(spool, 1)
+    assert SendJob(endpoint.config(spool)).run() == 0
+    fill(spool, 1)
+    config = endpoint.config(spool, ams_project="site-tests", destination="cloud-test-records")
+    assert SendJob(config).run() == 0
+    assert [s["topic"] for s in endpoint.stored()] == [
+        "accounting/eu-egi-cloud-accounting",
+        "site-tests/cloud-test-records",
+    ]
+
+
 def test_signature_is_what_openssl_smime_verifies(pki, tmp_path):
     body = cloud_message(0, 2).encode()
     signer = smime.load_signer(pki.host_cert, pki.host_key, datetime.timedelta(hours=24))
@@ -174,6 +187,13 @@ def test_corrupt_message_is_quarantined_and_the_others_sent(endpoint, tmp_path, 
     assert "not UTF-8" in Path(f"{quarantined}.error").read_text()
     assert len(endpoint.stored()) == 4
     assert queue.count() == 0
+    assert "in_quarantine=1" in summary
+    assert summary.endswith(f"-- quarantined {corrupt} (not UTF-8 (invalid start byte at byte 0)) "
+                            f"to {quarantined}")  # fmt: skip
+    # The next run sends nothing new, but the message set aside stays in view.
+    assert SendJob(endpoint.config(spool)).run() == 0
+    again = capsys.readouterr().out.strip().splitlines()[-1]
+    assert again.startswith("apel-send ok sent=0 kept=0 quarantined=0 in_quarantine=1"), again
 
 
 def test_a_foreign_signer_is_rejected_by_the_endpoint_and_kept(pki, endpoint, tmp_path):

@@ -17,8 +17,8 @@ import pytest
 import stomp
 from dirq.QueueSimple import QueueSimple
 
-from fedcloud_accounting.config import SendConfig
 from fedcloud_accounting.send import SendJob
+from fedcloud_common.settings.accounting import SendSettings
 from services.accounting.tests.apel_samples import fill
 from services.accounting.tests.conftest import wait_port
 
@@ -74,7 +74,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pki):
         log.close()
 
 
-def _config(pki, tmp_path: Path, port: int = STOMP, **overrides: object) -> SendConfig:
+def _config(pki, tmp_path: Path, port: int = STOMP, **overrides: object) -> SendSettings:
     password = tmp_path / "stomp-password"
     password.write_text("guest\n")
     password.chmod(0o600)
@@ -94,7 +94,7 @@ def _config(pki, tmp_path: Path, port: int = STOMP, **overrides: object) -> Send
         "message_timeout_s": 5,
     }
     values.update(overrides)
-    return SendConfig.model_validate(values)
+    return SendSettings.model_validate(values)
 
 
 def _drain(expected: int, timeout: float = 20) -> list[stomp.utils.Frame]:

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
-import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fedcloud_bdii.slapd import Slapd, SlapdLayout, connect_updater
 from fedcloud_bdii.updater import Updater
+from tests.support import ports
 
 PORTS = range(41000, 42000)
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 41000-41999")
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def start_slapd(open_tmp: Path) -> Iterator:
     tmp_path = open_tmp
 
     def start(name: str = "bdii") -> SlapdLayout:
-        layout = SlapdLayout(root=tmp_path / name, port=_free_port())
+        layout = SlapdLayout(root=tmp_path / name, port=ports.free_port(PORTS))
         server = Slapd(layout)
         server.start()
         started.append(server)
@@ -83,6 +73,6 @@ def ldapsearch():
 
 
 @pytest.fixture
-def free_port():
+def free_port() -> Callable[[], int]:
     """A function returning a free port in the bdii range."""
-    return _free_port
+    return functools.partial(ports.free_port, PORTS)

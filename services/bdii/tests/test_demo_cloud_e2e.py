@@ -1,7 +1,7 @@
 """cloud-info-provider 1.2.0, run for real against the demo cloud, into a real slapd.
 
 GOCDB is the only stand-in (demo/gocdb): cloud-info-provider reaches it as
-https://goc.egi.eu through HTTPS_PROXY, with a throwaway CA made by openssl
+https://goc.egi.eu through HTTPS_PROXY, with a throwaway CA (tests/support/testca.py)
 and trusted through REQUESTS_CA_BUNDLE. cloud-info-provider is not patched.
 """
 
@@ -20,12 +20,15 @@ import docker.errors
 import pytest
 
 from fedcloud_bdii.cli import layout_for
-from fedcloud_bdii.config import BdiiConfig
 from fedcloud_bdii.slapd import Slapd
+from fedcloud_common.services import RENDERED_DIR, SERVICES
+from fedcloud_common.settings.bdii import BdiiSettings
+from tests.support.testca import TestCA
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[3]
+RENDERED = f"{RENDERED_DIR}/bdii"  # where the appliance renders the BDIIs' configs
 STANDIN = ROOT / "demo" / "gocdb" / "gocdb_standin.py"
 SITE = "BDII-TEST-SITE"
 MPURI = "https://registry.egi.eu/egi_vm_images/bdii-e2e:24.04"
@@ -44,10 +47,6 @@ CIP_ARGS = [
 ]
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def workdir(open_tmp):
     return open_tmp
@@ -55,52 +54,9 @@ def workdir(open_tmp):
 
 @pytest.fixture
 def gocdb(workdir, demo_cloud, free_port):
-    """The GOCDB stand-in as an HTTPS proxy for goc.egi.eu, cert from a demo CA."""
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-keyout",
-        str(workdir / "ca.key"),
-        "-out",
-        str(workdir / "ca.pem"),
-        "-subj",
-        "/CN=FedCloud BDII test CA",
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(workdir / "goc.key"),
-        "-out",
-        str(workdir / "goc.csr"),
-        "-subj",
-        "/CN=goc.egi.eu",
-    )
-    (workdir / "ext").write_text("subjectAltName=DNS:goc.egi.eu\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(workdir / "goc.csr"),
-        "-CA",
-        str(workdir / "ca.pem"),
-        "-CAkey",
-        str(workdir / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-out",
-        str(workdir / "goc.pem"),
-        "-extfile",
-        str(workdir / "ext"),
-    )
+    """The GOCDB stand-in as an HTTPS proxy for goc.egi.eu, cert from a throwaway CA."""
+    ca = TestCA(workdir / "ca", dn="/CN=FedCloud BDII test CA")  # its cert: ca/ca.pem
+    goc = ca.issue("goc", "/CN=goc.egi.eu", san="DNS:goc.egi.eu")
     services = [
         {
             "primary_key": "4242G0",
@@ -118,9 +74,9 @@ def gocdb(workdir, demo_cloud, free_port):
             "--services",
             str(workdir / "services.json"),
             "--cert",
-            str(workdir / "goc.pem"),
+            str(goc.cert),
             "--key",
-            str(workdir / "goc.key"),
+            str(goc.key),
             "--proxy-port",
             str(port),
         ],
@@ -172,7 +128,7 @@ def cloud_objects(demo_cloud):
 
 @pytest.fixture
 def resource_bdii(workdir, demo_cloud, cloud_objects, gocdb, free_port):
-    config = BdiiConfig(
+    config = BdiiSettings(
         site=SITE,
         endpoint=demo_cloud.auth_url,
         vos={
@@ -206,7 +162,7 @@ def resource_bdii(workdir, demo_cloud, cloud_objects, gocdb, free_port):
         "OS_CLIENT_CONFIG_FILE": str(demo_cloud.clouds_yaml),
         "HTTPS_PROXY": f"http://127.0.0.1:{gocdb[1]}",
         "NO_PROXY": "localhost,127.0.0.1",
-        "REQUESTS_CA_BUNDLE": str(workdir / "ca.pem"),
+        "REQUESTS_CA_BUNDLE": str(workdir / "ca" / "ca.pem"),
     }
 
     def publish() -> subprocess.CompletedProcess[str]:
@@ -380,12 +336,17 @@ def docker_client():
 def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
     docker_client, workdir, demo_cloud, cloud_objects, gocdb, free_port, ldapsearch
 ):
-    """fedcloud/bdii as both roles: cloud-info-provider inside, site BDII on top."""
+    """fedcloud/bdii as both roles: cloud-info-provider inside, site BDII on top.
+
+    Each reads its config where the appliance renders it; the resource BDII
+    runs on the image's own command and healthcheck, the site BDII on the
+    ones compose gives it.
+    """
     client, containers = docker_client
     image = f"fedcloud/bdii:{(ROOT / 'VERSION').read_text().strip()}"
     resource_port, site_port = free_port(), None
-    (workdir / "resource.toml").write_text(
-        _toml(
+    (workdir / "resource.json").write_text(
+        json.dumps(
             {
                 "site": SITE,
                 "endpoint": demo_cloud.auth_url,
@@ -398,15 +359,16 @@ def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
         )
     )
     (workdir / "clouds.yaml").write_text(demo_cloud.clouds_yaml.read_text())
+    ca_bundle = "/etc/fedcloud-appliance/demo-ca.pem"  # as outbound.ca_bundle names one
     mounts = {
-        str(workdir / "resource.toml"): {"bind": "/etc/fedcloud-bdii/bdii.toml", "mode": "ro"},
+        str(workdir / "resource.json"): {"bind": f"{RENDERED}/resource.json", "mode": "ro"},
         str(workdir / "clouds.yaml"): {"bind": "/etc/openstack/clouds.yaml", "mode": "ro"},
-        str(workdir / "ca.pem"): {"bind": "/etc/fedcloud-bdii/demo-ca.pem", "mode": "ro"},
+        str(workdir / "ca" / "ca.pem"): {"bind": ca_bundle, "mode": "ro"},
     }
     env = {
         "HTTPS_PROXY": f"http://127.0.0.1:{gocdb[1]}",
         "NO_PROXY": "localhost,127.0.0.1",
-        "REQUESTS_CA_BUNDLE": "/etc/fedcloud-bdii/demo-ca.pem",
+        "REQUESTS_CA_BUNDLE": ca_bundle,
     }
     resource = client.containers.run(
         image,
@@ -427,14 +389,14 @@ def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
     )
     assert f"GLUE2CloudComputingImageMarketplaceURL: {MPURI}" in images
     user = resource.exec_run(["sh", "-c", "id -u; ps -o user= -C slapd || cat /proc/1/status"])
-    assert user.output.decode().splitlines()[0] == "10040"  # non-root
+    assert user.output.decode().splitlines()[0] == str(SERVICES["bdii"].uid)  # non-root
     assert b"bdii-publish ok" in resource.logs()
 
     site_port = free_port()
     while site_port == resource_port:
         site_port = free_port()
-    (workdir / "site.toml").write_text(
-        _toml(
+    (workdir / "site.json").write_text(
+        json.dumps(
             {
                 "site": SITE,
                 "port": site_port,
@@ -446,13 +408,12 @@ def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
     )
     site = client.containers.run(
         image,
-        ["serve", "-c", "/etc/fedcloud-bdii/bdii.toml", "--role", "site"],
+        ["serve", "-c", f"{RENDERED}/site.json", "--role", "site"],
         name=f"bdii-e2e-site-{site_port}",
         detach=True,
         network_mode="host",
-        volumes={
-            str(workdir / "site.toml"): {"bind": "/etc/fedcloud-bdii/bdii.toml", "mode": "ro"}
-        },
+        volumes={str(workdir / "site.json"): {"bind": f"{RENDERED}/site.json", "mode": "ro"}},
+        healthcheck={"test": ["CMD", "fedcloud-bdii", "health", "-c", f"{RENDERED}/site.json"]},
     )
     containers.append(site)
     site_uri = f"ldap://127.0.0.1:{site_port}"
@@ -474,8 +435,11 @@ def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
         text=True,
     )
     assert denied.returncode == 8, denied.stderr
-    health = _wait_for(
-        lambda: client.api.inspect_container(site.id)["State"]["Health"]["Status"] == "healthy",
-        containers,
-    )
-    assert health
+    for container in (resource, site):
+        health = _wait_for(
+            lambda c=container: (
+                client.api.inspect_container(c.id)["State"]["Health"]["Status"] == "healthy"
+            ),
+            containers,
+        )
+        assert health, container.name

@@ -14,6 +14,7 @@ from fedcloud_bdii.convert import Converter
 from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, ProviderSource, Publisher
 from fedcloud_bdii.slapd import connect_updater
 from fedcloud_bdii.updater import Updater
+from fedcloud_common.errors import ConfigError
 from fedcloud_common.summary import parse_summary
 
 
@@ -155,7 +156,7 @@ def test_malformed_provider_output_leaves_the_tree_untouched(
 
 
 def test_a_crashing_provider_keeps_the_last_good_data_and_is_reported(
-    start_slapd, tmp_path, provider, ldapsearch, caplog
+    start_slapd, tmp_path, provider, ldapsearch, capsys
 ):
     layout = start_slapd()
     provider(synthetic.document())
@@ -169,7 +170,11 @@ def test_a_crashing_provider_keeps_the_last_good_data_and_is_reported(
     assert status["outcome"] == "failed"
     assert "exit status 1" in status["error"] and "keystone said no" in status["error"]
     assert status["consecutive_failures"] == 1 and status["last_success"]
-    assert any("keystone said no" in r.message for r in caplog.records if r.levelname == "ERROR")
+    # Said once, in the summary line, with the reason (not a second ERROR line).
+    printed = capsys.readouterr().out.strip().splitlines()
+    (failed,) = [line for line in printed if " failed " in line]
+    assert "-- provider run failed, last good data kept: exit status 1" in failed
+    assert "keystone said no" in failed
 
 
 def test_a_provider_that_hangs_is_killed_at_the_timeout(start_slapd, tmp_path):
@@ -309,3 +314,24 @@ def test_a_removed_vo_takes_its_share_policy_and_images_with_it(
     assert "vo1.example.org" not in out and "vo0.example.org" in out
     flavors = ldapsearch(layout.ldap_uri, "(GLUE2CloudComputingInstanceTypeID=flavor-0)")
     assert "vo1.example.org" not in flavors  # its share dropped from the foreign keys
+
+
+def test_a_vo_project_the_user_cannot_see_fails_the_cycle_and_keeps_the_data(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    """A project the appliance's user has no role in (resolve_projects' ConfigError,
+    found per cycle from Keystone) fails that cycle, not the BDII's serving loop."""
+    layout = start_slapd()
+    provider(synthetic.document())
+    job = publisher(layout, tmp_path, provider.command)
+    assert job.run() == EXIT_OK
+    before = ldapsearch(layout.ldap_uri)
+
+    def unknown_project() -> dict:
+        raise ConfigError(where="vos", problem="project 'vo-gone' is not one the user has")
+
+    job.source = unknown_project
+    assert job.run() == EXIT_FAILED
+    assert ldapsearch(layout.ldap_uri) == before
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["outcome"] == "failed" and "vo-gone" in status["error"]

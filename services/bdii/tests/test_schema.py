@@ -21,6 +21,8 @@ def test_every_class_and_attribute_sits_under_the_glue2_arc_without_clashes():
     assert len(oids) == len(set(oids))
     # GLUE 2.0 core keeps its published OIDs; the cloud classes start at 100.
     assert schema.classes["glue2service"].oid == f"{ARC}.8"
+    assert schema.classes["glue2location"].oid == f"{ARC}.3"
+    assert schema.attributes["glue2contactdetail"].oid == f"{ARC}.4.2"
     assert schema.classes["glue2cloudcomputingimage"].oid == f"{ARC}.104"
 
 
@@ -38,6 +40,8 @@ def test_slapd_loads_the_schema_and_accepts_every_cloud_class(resource):
         "GLUE2CloudComputingVirtualAccelerator",
         "GLUE2MappingPolicy",
         "GLUE2AccessPolicy",
+        "GLUE2Location",  # the site's own, published by the site BDII
+        "GLUE2Contact",
     ]:
         # slapd answers from its own subschema: the class is really loaded.
         result = conn.search_s(

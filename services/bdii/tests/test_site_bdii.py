@@ -1,4 +1,5 @@
-"""Site BDII: aggregates resource BDIIs under GLUE2DomainID=<site>, read-only to all."""
+"""Site BDII: aggregates resource BDIIs under GLUE2DomainID=<site>, describes the site
+(domain, Location, Contacts, its own endpoint), read-only to all."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import subprocess
 
 from fedcloud_bdii import synthetic
 from fedcloud_bdii.convert import Converter
+from fedcloud_bdii.domain import site_entries
 from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, LdapSource, Publisher
 from fedcloud_bdii.slapd import connect_updater
 from fedcloud_bdii.updater import Updater
+from fedcloud_common.settings.bdii import AdminDomain, BdiiSettings, PublicAddress
 
 
 def load_resource(layout, tmp_path, name, doc, site="TEST-SITE"):
@@ -118,3 +121,98 @@ def test_site_bdii_refuses_anonymous_writes(start_slapd, tmp_path):
         text=True,
     )
     assert done.returncode == 8, done.stderr
+
+
+def described_site(**changes) -> BdiiSettings:
+    """Settings of a site BDII that describes its site, as the appliance renders them."""
+    return BdiiSettings(
+        site="TEST-SITE",
+        admin_domain=AdminDomain(
+            description="A test cloud",
+            www="https://www.test-site.example.org",
+            country="NL",
+            contacts={"general": "ops@test-site.example.org", "security": "csirt@example.org"},
+        ),
+        public_address=PublicAddress(host="bdii.test-site.example.org", port=2180),
+    ).model_copy(update=changes)
+
+
+def test_the_site_bdii_publishes_its_domain_location_contacts_and_own_endpoint(
+    start_slapd, tmp_path, ldapsearch
+):
+    resource, site = start_slapd("r1"), start_slapd("site")
+    load_resource(resource, tmp_path, "r1", synthetic.document())
+    updater = Updater(connect_updater(site), tmp_path / "site", delete_delay=0)
+    source = LdapSource([resource.ldap_uri], "TEST-SITE", own=site_entries(described_site()))
+    assert Publisher("bdii-site", source, updater, tmp_path / "site.json").run() == EXIT_OK
+
+    domain = ldapsearch(site.ldap_uri, "(objectClass=GLUE2AdminDomain)")
+    assert domain.count("dn: ") == 1  # the resource BDII's copy merged into the site's own
+    assert "dn: GLUE2DomainID=TEST-SITE,o=glue" in domain
+    assert "GLUE2DomainDescription: A test cloud" in domain
+    assert "GLUE2DomainWWW: https://www.test-site.example.org/" in domain
+    location = ldapsearch(site.ldap_uri, "(objectClass=GLUE2Location)")
+    assert "dn: GLUE2LocationID=location.TEST-SITE,GLUE2DomainID=TEST-SITE,o=glue" in location
+    assert "GLUE2LocationCountry: NL" in location
+    assert "GLUE2LocationDomainForeignKey: TEST-SITE" in location
+    contacts = ldapsearch(
+        site.ldap_uri, "(objectClass=GLUE2Contact)", "GLUE2ContactType", "GLUE2ContactDetail"
+    )
+    assert sorted(sorted(block.splitlines()[1:]) for block in contacts.split("\n\n") if block) == [
+        ["GLUE2ContactDetail: mailto:csirt@example.org", "GLUE2ContactType: security"],
+        ["GLUE2ContactDetail: mailto:ops@test-site.example.org", "GLUE2ContactType: general"],
+    ]
+    endpoint = ldapsearch(site.ldap_uri, "(GLUE2EndpointInterfaceName=bdii_site)")
+    assert (
+        "GLUE2EndpointURL: ldap://bdii.test-site.example.org:2180/GLUE2DomainID=TEST-SITE,o=glue"
+        in endpoint
+    )
+    service = ldapsearch(site.ldap_uri, "(GLUE2ServiceType=bdii_site)", "GLUE2ServiceID")
+    assert "GLUE2ServiceID: bdii.test-site.example.org_bdii_site" in service
+    # The cloud is still there beside the site's own entries.
+    assert "GLUE2GroupID=cloud" in ldapsearch(site.ldap_uri, "(objectClass=GLUE2Group)", "1.1")
+
+
+def test_a_site_detail_removed_from_the_settings_leaves_the_site_bdii(
+    start_slapd, tmp_path, ldapsearch
+):
+    site = start_slapd("site")
+    updater = Updater(connect_updater(site), tmp_path / "site", delete_delay=0)
+
+    def publish(settings: BdiiSettings) -> None:
+        source = LdapSource([], "TEST-SITE", own=site_entries(settings))
+        assert Publisher("bdii-site", source, updater, tmp_path / "site.json").run() == EXIT_OK
+
+    publish(described_site())
+    publish(
+        described_site(
+            admin_domain=AdminDomain(contacts={"general": "ops@test-site.example.org"}),
+            public_address=None,
+        )
+    )
+    everything = ldapsearch(site.ldap_uri, "(objectClass=*)")
+    assert "GLUE2ContactType: general" in everything
+    for gone in ("security", "GLUE2Location", "GLUE2DomainWWW", "bdii_site", "A test cloud"):
+        assert gone not in everything
+
+
+def test_the_site_bdii_waits_for_a_resource_bdii_that_starts_after_it(open_tmp):
+    """The start race: no failed first cycle while the resource BDII comes up."""
+    import threading
+
+    from fedcloud_bdii.cli import wait_for_sources
+    from fedcloud_bdii.slapd import Slapd, SlapdLayout
+    from tests.support import ports
+
+    # (slapd drops root: its files live in the open directory the fixtures use.)
+    late = SlapdLayout(root=open_tmp / "late", port=ports.free_port(range(41500, 41600)))
+    server = Slapd(late)
+    starter = threading.Timer(1.5, server.start)
+    starter.start()
+    try:
+        assert wait_for_sources([late.ldap_uri], threading.Event(), timeout_s=60)
+    finally:
+        starter.join()
+        server.stop()
+    nobody = f"ldap://127.0.0.1:{ports.free_port(range(41600, 41700))}"
+    assert not wait_for_sources([nobody], threading.Event(), timeout_s=1)

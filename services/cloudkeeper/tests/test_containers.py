@@ -1,8 +1,10 @@
 """The image as shipped: the backend container serves, the job container syncs.
 
 Both run from fedcloud/cloudkeeper as the unprivileged user, share the spool,
-cache and state through mounts (as the appliance's volumes do) and reach
-the demo cloud and the HTTPS list server on the host network.
+cache and state through mounts (as the appliance's volumes do), read their
+config where the appliance renders it (the backend by the image's default,
+the job by --config) and reach the demo cloud and the HTTPS list server on
+the host network.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import docker
 import pytest
+
+from fedcloud_common.services import RENDERED_DIR
 
 from .conftest import image_entry, image_list
 from .test_glance_sync import qcow2
@@ -60,7 +64,7 @@ def test_the_backend_container_applies_what_the_job_container_hands_over(
                     }
                 ],
                 "cloud": "fedcloud-demo",
-                "clouds_yaml": "/etc/cloudkeeper/clouds.yaml",
+                "clouds_yaml": f"{RENDERED_DIR}/clouds.yaml",
                 "https_verify": "/etc/grid-security/certificates",
                 "tag": tag,
                 "reserve_bytes": 0,
@@ -68,7 +72,7 @@ def test_the_backend_container_applies_what_the_job_container_hands_over(
         )
     )
     volumes = {
-        str(shared["etc"]): {"bind": "/etc/cloudkeeper", "mode": "ro"},
+        str(shared["etc"]): {"bind": RENDERED_DIR, "mode": "ro"},
         str(signing.ca_dir): {"bind": "/etc/grid-security/certificates", "mode": "ro"},
         str(shared["spool"]): {"bind": "/var/spool/cloudkeeper", "mode": "rw"},
         str(shared["cache"]): {"bind": "/image_data", "mode": "rw"},
@@ -84,7 +88,7 @@ def test_the_backend_container_applies_what_the_job_container_hands_over(
     try:
         job = engine.containers.run(
             IMAGE,
-            ["fedcloud-cloudkeeper", "sync", "--config", "/etc/cloudkeeper/cloudkeeper.json"],
+            ["fedcloud-cloudkeeper", "sync", "--config", f"{RENDERED_DIR}/cloudkeeper.json"],
             name=f"ck-job-{tag}",
             network_mode="host",
             volumes=volumes,

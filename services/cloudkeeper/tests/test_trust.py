@@ -10,8 +10,9 @@ import requests
 
 from fedcloud_cloudkeeper import fetch, trust
 from fedcloud_cloudkeeper.errors import FetchError, ImageListInvalidError, ImageListUntrustedError
+from tests.support.testca import TestCA
 
-from .conftest import DATE, TestCA, image_entry, image_list, sign
+from .conftest import DATE, image_entry, image_list, sign
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -53,7 +54,7 @@ def test_a_tampered_signed_list_is_refused(signing):
 
 @pytest.mark.parametrize("name", ["Rogue CA", "Test CA"], ids=["unknown", "impostor-same-name"])
 def test_a_signer_from_an_untrusted_ca_is_refused(signing, tmp_path, name):
-    rogue = TestCA(tmp_path / "rogue", name=name)
+    rogue = TestCA(tmp_path / "rogue", dn=f"/DC=org/DC=example/CN={name}")
     signer = rogue.issue("endorser", "/DC=org/DC=example/O=Endorsers/CN=appdb.example.org")
     message = sign(json.dumps(_document(signing)).encode(), *signer)
     with pytest.raises(ImageListUntrustedError, match="signature check failed"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from fedcloud_appliance.config.accounting import Accounting, Caso, Sender
 from fedcloud_appliance.config.base import Section
@@ -45,13 +45,19 @@ DEFAULT_PATH = Path("/etc/fedcloud-appliance/appliance.yaml")
 
 
 class ApplianceConfig(Section):
-    site: Site
-    openstack: Credentials | None = None
-    images: Images = Images()
-    bdii: Bdii = Bdii()
-    accounting: Accounting = Accounting(enabled=False)
-    outbound: Outbound = Outbound()
-    supervisor: Supervisor = Supervisor()
+    site: Site = Field(description="who the site is, as GOCDB and the BDII name it")
+    openstack: Credentials | None = Field(
+        None, description="credentials every service uses unless it has its own"
+    )
+    images: Images = Field(Images(), description="image replication: signed lists into Glance")
+    bdii: Bdii = Field(Bdii(), description="the information system: the site BDII on bdii.port")
+    accounting: Accounting = Field(
+        Accounting(enabled=False), description="accounting: cASO records, signed, to APEL"
+    )
+    outbound: Outbound = Field(
+        Outbound(), description="only behind an HTTP proxy: how the appliance reaches out"
+    )
+    supervisor: Supervisor = Field(Supervisor(), description="how jobs run, and the status page")
 
     @model_validator(mode="after")
     def _every_enabled_service_can_authenticate(self) -> ApplianceConfig:

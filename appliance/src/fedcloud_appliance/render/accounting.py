@@ -1,38 +1,56 @@
-"""The accounting jobs' settings (cASO extraction and the APEL sender)."""
+"""The accounting jobs' settings (cASO extraction and the APEL sender).
+
+Built as ``AccountingSettings``, the model the service loads, so a field
+renamed on either side is a type error here. Secret files (the Keystone
+password, the AMS token, the STOMP passcode) and the CA and server
+certificates are staged for the service's user; the host certificate and
+key are read at each run from ``/etc/grid-security``, which the sender job
+mounts, so a renewed certificate needs no render.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from fedcloud_appliance.config import ApplianceConfig
-from fedcloud_appliance.render.stage import Stage
+from fedcloud_appliance.render.stage import Stage, credentials
+from fedcloud_common.settings.accounting import AccountingSettings, ExtractSettings, SendSettings
 
 
-def accounting(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
-    auth = config.openstack_for("accounting")
+def accounting(config: ApplianceConfig, stage: Stage) -> AccountingSettings:
     caso, sender = config.accounting.caso, config.accounting.sender
-    keystone = {
-        "auth_url": str(auth.auth_url),
-        "username": auth.username,
-        "password_file": stage(auth.password_file),
-        "user_domain_name": auth.user_domain_name,
-        "project_domain_name": auth.project_domain_name,
-        "region": auth.region,
-        "ca_bundle": stage(auth.ca_bundle),
-    }
-    send = sender.model_dump(mode="json", exclude={"schedule"})
-    send["token_file"] = stage(sender.token_file)
-    send["ca_bundle"] = stage(sender.ca_bundle or config.outbound.ca_bundle)
-    send["environment"] = config.outbound.environment()
-    return {
-        "extract": {
-            "site_name": config.site.name,
-            "keystone": {k: v for k, v in keystone.items() if v is not None},
-            "projects": caso.projects,
-            "project_tag": caso.project_tag,
-            "vo_property": caso.vo_property,
-            "extractors": caso.extractors,
-            "start_date": caso.start_date.isoformat() if caso.start_date else None,
-        },
-        "send": {k: v for k, v in send.items() if v is not None},
-    }
+    assert caso.start_date is not None  # required while accounting is enabled
+
+    def staged(path: Path | None) -> Path | None:
+        where = stage(path)
+        return None if where is None else Path(where)
+
+    return AccountingSettings(
+        extract=ExtractSettings(
+            site_name=config.site.name,
+            openstack=credentials(config.openstack_for("accounting"), stage),
+            projects=caso.projects,
+            project_tag=caso.project_tag,
+            vo_property=caso.vo_property,
+            extractors=caso.extractors,
+            start_date=caso.start_date,
+        ),
+        send=SendSettings(
+            protocol=sender.protocol,
+            host=sender.host,
+            port=sender.port,
+            authx509_port=sender.authx509_port,
+            ams_project=sender.ams_project,
+            destination=sender.destination,
+            token_file=staged(sender.token_file),
+            stomp_ssl=sender.stomp_ssl,
+            stomp_vhost=sender.stomp_vhost,
+            stomp_username=sender.stomp_username,
+            stomp_password_file=staged(sender.stomp_password_file),
+            cert=sender.cert,
+            key=sender.key,
+            ca_bundle=staged(sender.ca_bundle or config.outbound.ca_bundle),
+            server_cert=staged(sender.server_cert),
+            environment=config.outbound.environment(),
+        ),
+    )

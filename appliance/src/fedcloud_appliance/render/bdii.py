@@ -1,41 +1,69 @@
-"""The information system's settings: the resource and the site BDII."""
+"""The information system's settings: the resource and the site BDII.
+
+Both slapds listen on 2170 inside their containers (the site BDII reads the
+resource BDII there); ``bdii.port`` is where the host publishes the site
+BDII, so it goes into the address the site BDII publishes for itself, never
+into the port slapd listens on.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fedcloud_appliance.config import ApplianceConfig
+from fedcloud_appliance.config import ApplianceConfig, Site
 from fedcloud_appliance.render.stage import Stage, credentials
+from fedcloud_common.settings.bdii import (
+    BDII_PORT,
+    AdminDomain,
+    BdiiSettings,
+    ContactType,
+    PublicAddress,
+)
 
 # How often the BDII services refresh on their own, between the supervisor's
 # scheduled publish runs (so `systemctl start bdii` alone keeps data fresh).
 RESOURCE_REFRESH_S = 1800
 SITE_REFRESH_S = 120
+RESOURCE_BDII_URL = f"ldap://resource-bdii:{BDII_PORT}"
 
 
-def bdii(config: ApplianceConfig, stage: Stage) -> dict[str, Any]:
+def bdii(config: ApplianceConfig, stage: Stage) -> dict[str, BdiiSettings]:
+    """``resource`` and ``site`` settings (written as ``bdii/<role>.json``)."""
     auth = config.openstack_for("bdii")
     delay = config.bdii.delete_delay.total_seconds()
-    common = {"site": config.site.name, "port": 2170, "delete_delay": delay}
+    # For cloud-info-provider's GOCDB query (it honours only these).
+    provider_environment = config.outbound.environment()
+    if ca_bundle := stage(config.outbound.ca_bundle):
+        provider_environment["REQUESTS_CA_BUNDLE"] = ca_bundle
     return {
-        "resource": common
-        | {
+        "resource": BdiiSettings(
+            site=config.site.name,
+            port=BDII_PORT,
+            delete_delay=delay,
             # cloud-info-provider publishes Keystone's URL as the endpoint.
-            "endpoint": str(auth.auth_url or ""),
-            "vos": config.bdii.projects(),
-            "openstack": credentials(auth, stage).model_dump(mode="json", exclude_none=True),
-            "interval": RESOURCE_REFRESH_S,
-            # For cloud-info-provider's GOCDB query (it honours only these).
-            "provider_environment": config.outbound.environment()
-            | (
-                {"REQUESTS_CA_BUNDLE": stage(config.outbound.ca_bundle)}
-                if config.outbound.ca_bundle
-                else {}
-            ),
-        },
-        "site": common
-        | {
-            "resource_urls": ["ldap://resource-bdii:2170"],
-            "interval": SITE_REFRESH_S,
-        },
+            endpoint=str(auth.auth_url or ""),
+            vos=config.bdii.projects(),
+            openstack=credentials(auth, stage),
+            interval=RESOURCE_REFRESH_S,
+            provider_environment=provider_environment,
+        ),
+        "site": BdiiSettings(
+            site=config.site.name,
+            port=BDII_PORT,
+            delete_delay=delay,
+            resource_urls=[RESOURCE_BDII_URL],
+            interval=SITE_REFRESH_S,
+            admin_domain=admin_domain(config.site),
+            public_address=PublicAddress(host=config.site.hostname, port=config.bdii.port),
+        ),
     }
+
+
+def admin_domain(site: Site) -> AdminDomain:
+    """The site section as GLUE 2 sees it: operations mail is the general contact."""
+    contacts: dict[ContactType, str] = {}
+    if site.contacts:
+        contacts["general"] = site.contacts.email
+        if site.contacts.security_email:
+            contacts["security"] = site.contacts.security_email
+    return AdminDomain(
+        description=site.description, www=site.www, country=site.country, contacts=contacts
+    )

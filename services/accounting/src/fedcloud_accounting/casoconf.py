@@ -1,11 +1,12 @@
-"""caso.conf, rendered from the typed config.
+"""caso.conf, written from the extract settings.
 
 cASO reads oslo.config files; the appliance never asks the operator to write
 one. Choices made here on purpose:
 
-- no ``project_name`` under ``[keystone_auth]``: cASO scopes every token
-  itself (system scope for listing, project scope per project) and a
-  configured project makes Keystone reject the request as double-scoped;
+- no ``project_name`` or ``project_id`` under ``[keystone_auth]``, though
+  the credentials carry one: cASO scopes every token itself (system scope
+  for listing, project scope per project) and a configured project makes
+  Keystone reject the request as double-scoped;
 - ``vo_property`` always written: cASO's own default and its docs disagree;
 - the lastrun files cASO keeps are ignored: the job passes an explicit
   window each run (see ``extract``), so they live in a scratch sub-directory.
@@ -15,17 +16,19 @@ from __future__ import annotations
 
 import configparser
 import io
+import math
 
-from fedcloud_accounting.config import ExtractConfig
 from fedcloud_common.secrets import read_secret
+from fedcloud_common.settings.accounting import ExtractSettings
 
 NO_TAG = "fedcloud-appliance-explicit-projects-only"
 
 
-def render(config: ExtractConfig) -> str:
+def render(config: ExtractSettings) -> str:
     """The caso.conf text for ``config`` (it holds the Keystone password)."""
     parser = configparser.ConfigParser(interpolation=None)
-    ks = config.keystone
+    ks = config.openstack
+    assert ks.username and ks.password_file  # ExtractSettings refuses anything else
     default = {
         "site_name": config.site_name,
         "service_name": config.service_name or config.site_name,
@@ -50,12 +53,13 @@ def render(config: ExtractConfig) -> str:
     }
     auth = {
         "auth_type": "password",
-        "auth_url": ks.auth_url,
+        "auth_url": str(ks.auth_url),
         "username": ks.username,
         "password": read_secret(ks.password_file).reveal(),
         "user_domain_name": ks.user_domain_name,
         "project_domain_name": ks.project_domain_name,
-        "timeout": str(int(ks.timeout_s)),
+        # keystoneauth's timeout is whole seconds: round up, never to 0
+        "timeout": str(math.ceil(ks.timeout_s)),
     }
     if ks.ca_bundle:
         auth["cafile"] = str(ks.ca_bundle)

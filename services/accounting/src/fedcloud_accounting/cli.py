@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedcloud_accounting.errors import AccountingError
+from fedcloud_common.errors import FedcloudError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fedcloud-accounting", description=__doc__)
     parser.add_argument("command", choices=("extract", "send"))
-    parser.add_argument("--config", type=Path, required=True, help="the job's JSON config")
+    parser.add_argument("--config", type=Path, required=True, help="accounting.json, as rendered")
     args = parser.parse_args(argv)
     try:
         if args.command == "extract":
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         from fedcloud_accounting import send
 
         return send.main(args.config)
-    except AccountingError as error:
+    except FedcloudError as error:  # settings, secret files, certificates: the fix is named
         print(f"fedcloud-accounting {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,7 @@
-"""The accounting service's errors: one base, each naming the operator's fix."""
+"""The accounting service's errors: one base, each naming the operator's fix.
+
+A wrong setting is ``fedcloud_common.errors.ConfigError``, as in every service.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,6 @@ from fedcloud_common.errors import FedcloudError
 
 class AccountingError(FedcloudError):
     msg_fmt = "accounting failed: {reason}"
-
-
-class ConfigError(AccountingError):
-    msg_fmt = "accounting config {path}: {problem}"
 
 
 class CertificateError(AccountingError):

@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fedcloud_accounting import casoconf
-from fedcloud_accounting.config import ExtractConfig
+from fedcloud_accounting import casoconf, config
 from fedcloud_accounting.watermark import Watermark
+from fedcloud_common.settings.accounting import ExtractSettings
 from fedcloud_common.summary import format_summary
 
 JOB = "caso-extract"
@@ -89,9 +89,9 @@ def judge(returncode: int, log: str) -> Verdict:
 
 
 class ExtractJob:
-    def __init__(self, config: ExtractConfig, now: datetime.datetime | None = None) -> None:
-        self.config = config
-        self.watermark = Watermark(config.state_dir, config.start_date)
+    def __init__(self, settings: ExtractSettings, now: datetime.datetime | None = None) -> None:
+        self.config = settings
+        self.watermark = Watermark(settings.state_dir, settings.start_date)
         self._now = now
 
     def run(self) -> int:
@@ -120,7 +120,17 @@ class ExtractJob:
             "window_to": end.isoformat(),
             "watermark": (end if not problems else start).isoformat(),
         }
-        print(format_summary(JOB, outcome, counts, time.monotonic() - began), flush=True)
+        if problems:
+            reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        elif verdict.no_vo:
+            reason = (
+                f"no VO ({self.config.vo_property} property) for project(s) "
+                f"{', '.join(sorted(verdict.no_vo))}: set it on those projects"
+            )
+        else:
+            reason = ""
+        elapsed = time.monotonic() - began
+        print(format_summary(JOB, outcome, counts, elapsed, reason), flush=True)
         return 1 if problems else 0
 
     def extract(self, start: datetime.datetime, end: datetime.datetime) -> Verdict:
@@ -173,6 +183,4 @@ def _text(output: bytes | str | None) -> str:
 
 
 def main(config_path: Path) -> int:
-    from fedcloud_accounting.config import load
-
-    return ExtractJob(load(ExtractConfig, config_path, "extract")).run()
+    return ExtractJob(config.load(config_path).extract).run()

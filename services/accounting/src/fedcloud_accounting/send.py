@@ -21,11 +21,13 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from fedcloud_accounting import smime, transports
-from fedcloud_accounting.config import SendConfig
+from cryptography import x509
+
+from fedcloud_accounting import config, smime, transports
 from fedcloud_accounting.errors import CertificateError, DeliveryError, EndpointDownError
 from fedcloud_accounting.spool import Spool, ensure
 from fedcloud_accounting.transports import Outgoing, Transport
+from fedcloud_common.settings.accounting import SendSettings
 from fedcloud_common.summary import format_summary
 
 JOB = "apel-send"
@@ -70,8 +72,8 @@ def problem_with(body: bytes) -> str | None:
 
 
 class SendJob:
-    def __init__(self, config: SendConfig, transport: Transport | None = None) -> None:
-        self.config = config
+    def __init__(self, settings: SendSettings, transport: Transport | None = None) -> None:
+        self.config = settings
         self.transport = transport
 
     def run(self) -> int:
@@ -104,7 +106,7 @@ class SendJob:
         spool: Spool,
         transport: Transport,
         signer: smime.Signer,
-        server: smime.x509.Certificate | None,
+        server: x509.Certificate | None,
         tally: Tally,
     ) -> None:
         """Sign the next batch while the previous one is on the wire.
@@ -193,20 +195,29 @@ class SendJob:
             outcome = "partial"
         else:
             outcome = "failed"
+        in_quarantine = spool.quarantined()
         counts = {
             "sent": tally.sent,
             "kept": kept,
             "quarantined": tally.quarantined,
+            # Every message still set aside, this run's or earlier ones': the
+            # status page keeps asking for attention until someone deals with them.
+            "in_quarantine": in_quarantine,
             "stale_locks": tally.stale_locks,
             "errors": len(tally.errors),
         }
-        print(format_summary(JOB, outcome, counts, time.monotonic() - began), flush=True)
+        reason = ""
+        if tally.errors:
+            more = len(tally.errors) - 1
+            reason = tally.errors[0] + (f" (and {more} more)" if more else "")
+        elif kept:
+            reason = f"{kept} message(s) left in the spool for the next run"
+        elapsed = time.monotonic() - began
+        print(format_summary(JOB, outcome, counts, elapsed, reason), flush=True)
         return 0 if outcome == "ok" else 1
 
 
 def main(config_path: Path) -> int:
-    from fedcloud_accounting.config import load
-
-    config = load(SendConfig, config_path, "send")
-    os.environ.update(config.environment)  # requests reads the proxy from here
-    return SendJob(config).run()
+    settings = config.load(config_path).send
+    os.environ.update(settings.environment)  # requests reads the proxy from here
+    return SendJob(settings).run()

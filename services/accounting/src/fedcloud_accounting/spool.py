@@ -71,6 +71,16 @@ class Spool:
     def count(self) -> int:
         return int(self.queue.count())
 
+    def quarantined(self) -> int:
+        """Messages set aside in the quarantine directory (not their .error notes)."""
+        if not self.quarantine_dir.is_dir():
+            return 0
+        return sum(
+            1
+            for path in self.quarantine_dir.iterdir()
+            if path.is_file() and path.suffix != ".error"
+        )
+
 
 def ensure(path: Path) -> None:
     """Create the spool directory if it does not exist yet (first run)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from pathlib import Path
+
+from fedcloud_common.files import write_json
 
 FILE_NAME = "fedcloud-watermark.json"
 
@@ -30,8 +31,5 @@ class Watermark:
         return datetime.datetime.fromisoformat(data["extracted_until"])
 
     def advance(self, until: datetime.datetime) -> None:
-        """Record a complete window ending at ``until`` (atomically: rename)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"extracted_until": until.isoformat()}) + "\n", "utf-8")
-        os.replace(tmp, self.path)
+        """Record a complete window ending at ``until``: a crash mid-write keeps the old one."""
+        write_json(self.path, {"extracted_until": until.isoformat()})

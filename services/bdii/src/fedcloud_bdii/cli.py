@@ -15,34 +15,38 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import ldap
 
-from fedcloud_bdii.config import BdiiConfig, ConfigError
+from fedcloud_bdii import config as bdii_config
 from fedcloud_bdii.convert import Converter, Entries
-from fedcloud_bdii.errors import BdiiError, ProviderRunError
+from fedcloud_bdii.domain import site_entries
+from fedcloud_bdii.errors import ProviderRunError
 from fedcloud_bdii.publish import LdapSource, ProviderSource, Publisher
 from fedcloud_bdii.schema import Schema
 from fedcloud_bdii.slapd import Slapd, SlapdLayout, connect_updater
 from fedcloud_bdii.updater import Updater
-from fedcloud_common.errors import FedcloudError
+from fedcloud_common.errors import ConfigError, FedcloudError
 from fedcloud_common.openstack import Credentials
+from fedcloud_common.settings.bdii import BdiiSettings
 
 LOG = logging.getLogger("fedcloud_bdii")
 
 
-def layout_for(config: BdiiConfig) -> SlapdLayout:
+def layout_for(config: BdiiSettings) -> SlapdLayout:
     return SlapdLayout(root=config.state_dir / "slapd", port=config.port, host="0.0.0.0")
 
 
-def build_publisher(config: BdiiConfig, role: str) -> Publisher:
+def build_publisher(config: BdiiSettings, role: str) -> Publisher:
     """The resource (provider) or site (aggregating) publisher for this config."""
+    source: Callable[[], Entries]
     if role == "resource":
         source = provider_source(config)
     else:
-        source = LdapSource(config.resource_urls, config.site)
+        source = LdapSource(config.resource_urls, config.site, own=site_entries(config))
     updater = Updater(
         connect_updater(layout_for(config)), config.state_dir / "updater", config.delete_delay
     )
@@ -50,7 +54,7 @@ def build_publisher(config: BdiiConfig, role: str) -> Publisher:
     return Publisher(f"bdii-{'publish' if role == 'resource' else 'site'}", source, updater, status)
 
 
-def provider_source(config: BdiiConfig) -> Callable[[], Entries]:
+def provider_source(config: BdiiSettings) -> Callable[[], Entries]:
     """cloud-info-provider, prepared afresh each cycle.
 
     Credentials and project ids are looked up per cycle, not at start: a
@@ -61,19 +65,19 @@ def provider_source(config: BdiiConfig) -> Callable[[], Entries]:
     site_yaml.parent.mkdir(parents=True, exist_ok=True)
 
     def collect() -> Entries:
-        env, project_ids = None, {}
+        env: dict[str, str] | None = None
+        project_ids: dict[str, str] = {}
         if config.provider_environment:
             env = {**os.environ, **config.provider_environment}
         if config.openstack:
             try:
-                credentials = Credentials.model_validate(config.openstack)
-                env = {**(env or os.environ), **credentials.environment()}
+                env = {**(env or os.environ), **config.openstack.environment()}
             except FedcloudError as exc:  # e.g. an unreadable password file
                 raise ProviderRunError(problem=str(exc)) from exc
-            project_ids = resolve_projects(credentials, list(config.vos.values()))
-        site_yaml.write_text(config.site_yaml(project_ids))
+            project_ids = resolve_projects(config.openstack, list(config.vos.values()))
+        site_yaml.write_text(bdii_config.site_yaml(config, project_ids))
         run = ProviderSource(
-            config.provider_command(site_yaml),
+            bdii_config.provider_command(config, site_yaml),
             Converter(config.site, validate=False),
             config.provider_timeout,
             env,
@@ -104,7 +108,7 @@ def resolve_projects(credentials: Credentials, projects: list[str]) -> dict[str,
             resolved[project] = by_name[project]
         else:
             raise ConfigError(
-                path="vos",
+                where="vos",
                 problem=f"project {project!r} is not one the appliance's user has a role in",
             )
     return resolved
@@ -119,13 +123,13 @@ def next_cycle_in(interval: float, failed_in_a_row: int) -> float:
     """
     if failed_in_a_row == 0:
         return interval
-    return min(interval, RETRY_FIRST_S * 2 ** (failed_in_a_row - 1))
+    return min(interval, RETRY_FIRST_S * 2.0 ** (failed_in_a_row - 1))
 
 
 RETRY_FIRST_S = 10.0
 
 
-def serve(config: BdiiConfig, role: str) -> int:
+def serve(config: BdiiSettings, role: str) -> int:
     slapd = Slapd(layout_for(config))
     slapd.start()
     LOG.info("%s BDII for %s answers on port %d", role, config.site, config.port)
@@ -134,6 +138,10 @@ def serve(config: BdiiConfig, role: str) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         publisher = build_publisher(config, role)
+        if role == "site":
+            # Started together, the resource BDII needs a moment: wait for
+            # it rather than report a failed first cycle at every start.
+            wait_for_sources(config.resource_urls, stop)
         failed = 0
         while not stop.is_set():
             if slapd.process is not None and slapd.process.poll() is not None:
@@ -147,7 +155,40 @@ def serve(config: BdiiConfig, role: str) -> int:
     return 0
 
 
-def health(config: BdiiConfig) -> int:
+SOURCE_WAIT_S = 120.0
+
+
+def wait_for_sources(
+    urls: list[str], stop: threading.Event, timeout_s: float = SOURCE_WAIT_S
+) -> bool:
+    """Until every resource BDII answers (or ``timeout_s``): whether they all do."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(urls)
+    said = False
+    while waiting and not stop.is_set():
+        waiting = [url for url in waiting if not _answers(url)]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        if not said:
+            LOG.info("waiting for %s to answer (at most %.0f s)", ", ".join(waiting), timeout_s)
+            said = True
+        stop.wait(2.0)
+    return not waiting
+
+
+def _answers(url: str) -> bool:
+    conn = ldap.initialize(url)
+    conn.set_option(ldap.OPT_NETWORK_TIMEOUT, 2)
+    try:
+        conn.search_s("o=glue", ldap.SCOPE_BASE, attrlist=["1.1"])
+    except ldap.NO_SUCH_OBJECT:
+        return True  # it answers; nothing published there yet
+    except ldap.LDAPError:
+        return False
+    return True
+
+
+def health(config: BdiiSettings) -> int:
     """0 when slapd answers an anonymous read on the configured port."""
     conn = ldap.initialize(f"ldap://127.0.0.1:{config.port}")
     conn.set_option(ldap.OPT_NETWORK_TIMEOUT, 5)
@@ -179,14 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(Schema().render())
         return 0
     try:
-        config = BdiiConfig.load(args.config)
+        config = bdii_config.load(args.config)
         if args.command == "serve":
             return serve(config, args.role)
         if args.command == "health":
             return health(config)
         role = "resource" if args.command == "publish" else "site"
         return build_publisher(config, role).run()
-    except BdiiError as exc:
+    except FedcloudError as exc:  # e.g. the settings file's ConfigError, naming each key
         LOG.error("%s", exc)
         return 1
 

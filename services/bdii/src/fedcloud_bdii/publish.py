@@ -10,7 +10,8 @@ Sources:
 - ``ProviderSource`` runs cloud-info-provider (or any command printing its
   glue21json) for a resource BDII.
 - ``LdapSource`` reads one or more resource BDIIs for a site BDII and places
-  their entries under ``GLUE2DomainID=<site>,o=glue``.
+  their entries under ``GLUE2DomainID=<site>,o=glue``, beside the site's own
+  (``domain.site_entries``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,8 +30,10 @@ import ldap
 import ldap.dn
 
 from fedcloud_bdii.convert import Converter, Entries, domain_dn, skeleton
-from fedcloud_bdii.errors import BdiiError, ProviderRunError
+from fedcloud_bdii.errors import ProviderRunError
 from fedcloud_bdii.updater import Updater, normalize_dn
+from fedcloud_common.errors import FedcloudError
+from fedcloud_common.files import write_json
 from fedcloud_common.summary import format_summary
 
 LOG = logging.getLogger(__name__)
@@ -64,14 +67,22 @@ class ProviderSource:
 
 @dataclass
 class LdapSource:
-    """Aggregates resource BDIIs (anonymous LDAP reads) under the site's domain."""
+    """Aggregates resource BDIIs (anonymous LDAP reads) under the site's domain.
+
+    ``own`` are the entries the site BDII publishes itself (the domain's
+    details, Location, Contacts, its endpoint); a resource BDII's entry with
+    the same DN (its copy of the domain) is merged into them.
+    """
 
     urls: list[str]
     site: str
     timeout: float = 30.0
+    own: Entries = field(default_factory=dict)
 
     def __call__(self) -> Entries:
         entries = skeleton(self.site)
+        for dn, attrs in self.own.items():
+            _union(entries.setdefault(dn, {}), attrs)  # copies: own stays as given
         seen = {normalize_dn(dn): dn for dn in entries}
         site_suffix = normalize_dn(domain_dn(self.site))
         for url in self.urls:
@@ -138,9 +149,8 @@ class Publisher:
         try:
             wanted = self.source()
             stats = self.updater.apply(wanted)
-        except (BdiiError, ldap.LDAPError) as exc:
-            LOG.error("%s: %s", self.job, exc)
-            return self._report("failed", {}, str(exc), started)
+        except (FedcloudError, ldap.LDAPError) as exc:  # e.g. a VO's project not found
+            return self._report("failed", {}, _reason(exc), started)
         outcome = "ok" if stats.failed == 0 else "partial"
         error = f"{stats.failed} LDAP operations failed" if stats.failed else None
         return self._report(outcome, stats.as_dict(), error, started)
@@ -161,13 +171,9 @@ class Publisher:
             if outcome == "ok"
             else previous.get("consecutive_failures", 0) + 1,
         }
-        self.status_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
-        tmp.replace(self.status_path)
-        line = format_summary(self.job, outcome, counts, duration)
-        (LOG.info if outcome == "ok" else LOG.error)(line)
-        print(line, flush=True)
+        write_json(self.status_path, status)
+        # Once, on stdout: the supervisor parses it, and it is the service's log.
+        print(format_summary(self.job, outcome, counts, duration, error or ""), flush=True)
         return {"ok": EXIT_OK, "failed": EXIT_FAILED}.get(outcome, EXIT_PARTIAL)
 
     def _read_status(self) -> dict:
@@ -175,3 +181,11 @@ class Publisher:
             return json.loads(self.status_path.read_text())
         except (FileNotFoundError, ValueError):
             return {}
+
+
+def _reason(exc: Exception) -> str:
+    """One line: an LDAP error's description and detail, not the dict it carries."""
+    if isinstance(exc, ldap.LDAPError) and exc.args and isinstance(exc.args[0], dict):
+        detail = exc.args[0]
+        return " ".join(str(detail.get(k, "")) for k in ("desc", "info")).strip() or str(exc)
+    return " ".join(str(exc).split())

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import ldap.dn
 
+from fedcloud_bdii.errors import BdiiError
+
 ARC = "1.3.6.1.4.1.6757.100.1.1"
 
 STRING = "1.3.6.1.4.1.1466.115.121.1.15"
@@ -105,6 +107,35 @@ def _declare() -> _Builder:
         kind="ABSTRACT",
     )
     b.cls(36, "Group", None, [(1, "ID", "m")])
+    # The site's own Location and Contacts (published by the site BDII, domain.py).
+    b.cls(
+        3,
+        "Location",
+        "GLUE2Entity",
+        [
+            (1, "ID", "m"),
+            (2, "Address", ""),
+            (3, "Place", ""),
+            (4, "Country", ""),
+            (5, "PostCode", ""),
+            (6, "Latitude", ""),
+            (7, "Longitude", ""),
+            (8, "ServiceForeignKey", "*"),
+            (9, "DomainForeignKey", "*"),
+        ],
+    )
+    b.cls(
+        4,
+        "Contact",
+        "GLUE2Entity",
+        [
+            (1, "ID", "m"),
+            (2, "Detail", "m"),
+            (3, "Type", "m"),
+            (4, "ServiceForeignKey", "*"),
+            (5, "DomainForeignKey", "*"),
+        ],
+    )
     b.cls(5, "Domain", "GLUE2Entity", [(1, "ID", "m"), (2, "Description", ""), (3, "WWW", "*")])
     b.cls(6, "AdminDomain", "GLUE2Domain", [(1, "Distributed", ""), (2, "Owner", "*")])
     b.cls(
@@ -301,8 +332,8 @@ def _declare() -> _Builder:
     return b
 
 
-class SchemaViolationError(ValueError):
-    """An entry that slapd would reject (or that would lose data)."""
+class SchemaViolationError(BdiiError):
+    """An entry that slapd would reject (or that would lose data); the message names it."""
 
 
 class Schema:

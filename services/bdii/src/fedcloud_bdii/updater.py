@@ -30,6 +30,7 @@ import ldap.dn
 from fedcloud_bdii.convert import Entries, Entry
 from fedcloud_bdii.errors import ProviderOutputError
 from fedcloud_bdii.schema import Schema, SchemaViolationError
+from fedcloud_common.files import write_json
 
 LOG = logging.getLogger(__name__)
 
@@ -252,10 +253,7 @@ class Updater:
             return {}
 
     def _save_pending(self, pending: dict[str, float]) -> None:
-        self.pending_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.pending_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(pending, sort_keys=True))
-        tmp.replace(self.pending_path)
+        write_json(self.pending_path, pending)
 
 
 def _modlist(old: Entry, new: Entry) -> list[tuple[int, str, list[bytes] | None]]:

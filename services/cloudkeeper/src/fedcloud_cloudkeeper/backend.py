@@ -5,8 +5,12 @@ against Glance as it is now (so a request replayed after a crash, or one
 overtaken by events, still does the right thing), then applies the plan:
 clear unfinished uploads, upload new images and new versions, update
 metadata in place, and only then retire what is gone -- a new version is
-active before the old one disappears. Results per image land in the status
-directory the CLI reads.
+active before the old one disappears. Each request is answered with a
+result (what was applied, what failed and why) that the waiting job reads;
+each list's images are recorded in the status files ``cloudkeeper status``
+shows. A heartbeat, written every few seconds from its own thread, tells
+the job and the container's health check that the backend is alive and
+what it is doing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import json
 import logging
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +31,25 @@ from fedcloud_cloudkeeper.config import Config
 from fedcloud_cloudkeeper.errors import CloudkeeperError, DownloadError
 from fedcloud_cloudkeeper.glance import Glance
 from fedcloud_cloudkeeper.plan import Action, plan, targets
-from fedcloud_cloudkeeper.spool import Spool
-from fedcloud_cloudkeeper.trust import write_json
+from fedcloud_cloudkeeper.spool import (
+    ReadyFile,
+    RefusedRequestError,
+    RequestResult,
+    Spool,
+    SyncList,
+    VmcatcherEvent,
+)
+from fedcloud_common.faults import explain
+from fedcloud_common.imagestatus import ImageOutcome, StatusFiles
 
 LOG = logging.getLogger(__name__)
 HOOK_TIMEOUT_S = 10
+# How often the heartbeat is written; the job calls the backend dead after
+# a few of these pass without one (fedcloud_cloudkeeper.waiting).
+HEARTBEAT_S = 5.0
+# Longest wait before retrying a request Glance or Keystone refused to take.
+RETRY_MAX_S = 300.0
+Outcomes = dict[str, ImageOutcome]
 
 
 class Backend:
@@ -47,7 +66,9 @@ class Backend:
     ) -> None:
         self.glance = glance
         self.spool = spool
-        self.status_dir = Path(state_dir) / "status"
+        self.status = StatusFiles(state_dir)
+        self.doing: tuple[str | None, str | None] = (None, None)  # request, action
+        self.uploaded = 0  # image bytes sent to Glance, for the request in progress
         self.event_hook = event_hook
         self.clock = clock
         self.accepted_formats = accepted_formats
@@ -67,95 +88,167 @@ class Backend:
         )
 
     def drain(self) -> dict[str, int]:
-        """Process every pending request; counts of what was done."""
-        counts = {"requests": 0, "failed": 0}
+        """Apply every pending request and answer each; counts of what happened.
+
+        ``applied`` counts the images whose change took effect (and each verb
+        that did; ``unchanged`` those already right); ``failed`` the images
+        and requests that did not, which the results explain. A request
+        Glance or Keystone could not take stays queued for the next attempt,
+        and the drain stops there: the requests behind it are for the same
+        cloud.
+        """
+        counts = {"requests": 0, "applied": 0, "failed": 0, "pending": 0, "refused": 0}
+        counts["uploaded_bytes"] = 0
+        self.spool.prune_results()
         for path in self.spool.pending():
-            request = self.spool.load(path)
-            if request is None:
-                counts["failed"] += 1
+            try:
+                request = self.spool.load(path)
+            except RefusedRequestError as error:
+                self._refuse(path, "?", str(error), counts)
                 continue
             counts["requests"] += 1
+            self.doing = (request.id, None)
+            self.uploaded = 0
             try:
-                results = self.process(request)
+                outcomes, made = self.process(request)
             except CloudkeeperError as error:  # a request we can never apply
-                LOG.error("request %s refused: %s", path.name, error)
-                self.spool.reject(path)
-                counts["failed"] += 1
+                self._refuse(path, request.list, str(error), counts)
                 continue
             except Exception as error:  # Glance or Keystone unreachable: retry later
-                LOG.error("request %s left for the next attempt: %s", path.name, error)
+                reason = explain(error)
+                LOG.error("request %s left for the next attempt: %s", path.name, reason)
                 counts["failed"] += 1
+                self.spool.answer(
+                    RequestResult(
+                        id=request.id,
+                        list=request.list,
+                        finished=self._now(),
+                        outcome="retrying",
+                        reason=f"{reason}; cloudkeeper-os retries the request",
+                    )
+                )
                 break
-            for result in results.values():
-                counts[result["action"]] = counts.get(result["action"], 0) + 1
-                if result["state"] == "error":
-                    counts["failed"] += 1
-            self._remove_files(request)
+            finally:
+                self.doing = (None, None)
+            for outcome in outcomes.values():
+                if outcome.state == "ok" and outcome.action == "keep":
+                    counts["unchanged"] = counts.get("unchanged", 0) + 1
+                elif outcome.state == "ok":  # a change that took effect
+                    counts["applied"] += 1
+                    counts[outcome.action] = counts.get(outcome.action, 0) + 1
+                else:
+                    counts["pending" if outcome.state == "pending" else "failed"] += 1
+            bad = [o for o in outcomes.values() if o.state != "ok"]
+            self.spool.answer(
+                RequestResult(
+                    id=request.id,
+                    list=request.list,
+                    finished=self._now(),
+                    outcome="failed" if bad else "applied",
+                    reason=f"{len(bad)} of {len(outcomes)} image(s) not applied" if bad else "",
+                    images=outcomes,
+                    uploaded_bytes=self.uploaded,
+                )
+            )
+            counts["uploaded_bytes"] += self.uploaded
+            self._remove_files(made)
             self.spool.done(path)
         return counts
 
-    def serve(self, poll_s: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
-        LOG.info("cloudkeeper-os: watching %s", self.spool.requests)
-        heartbeat = self.status_dir / "backend.heartbeat"
-        while not stop():
-            if self.spool.pending():
-                LOG.info("cloudkeeper-os: %s", self.drain())
-            # The container healthcheck reads this file's age.
-            heartbeat.parent.mkdir(parents=True, exist_ok=True)
-            heartbeat.touch()
-            time.sleep(poll_s)
-
-    def process(self, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        if request.get("kind") == "vmcatcher-event":
-            return self._process_vmcatcher(request)
-        if request.get("kind") != "sync-list":
-            raise CloudkeeperError(f"unknown request kind {request.get('kind')!r}")
-        name = request["list"]
-        wanted = None
-        if request.get("content") is not None:
-            trusted = imagelist.parse(request["content"].encode(), f"{name} (spooled)")
-            if trusted.expired(self.clock()):
-                request = {**request, "retire_reason": "list expired"}
-            else:
-                wanted = targets(trusted, name, request.get("project"), request.get("prefix", ""))
-        actions = plan(
-            wanted, self.glance.managed(name), self.clock(), request.get("retire_reason", "")
+    def _refuse(self, path: Path, name: str, reason: str, counts: dict[str, int]) -> None:
+        LOG.error("request %s refused: %s", path.name, reason)
+        self.spool.reject(path, reason)
+        self.spool.answer(
+            RequestResult(
+                id=path.name, list=name, finished=self._now(), outcome="refused", reason=reason
+            )
         )
-        results = self._execute(name, actions, request.get("files", {}))
-        self._record(name, results)
-        return results
+        counts["refused"] += 1
+        counts["failed"] += 1
 
-    def _process_vmcatcher(self, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """One image from vmcatcher's cache: validated like a list entry, then planned alone."""
-        name, now = request["list"], self.clock()
+    def serve(self, poll_s: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
+        """Apply requests as they come until ``stop``; retry refusals with backoff."""
+        LOG.info("cloudkeeper-os: watching %s", self.spool.requests)
+        stopped = threading.Event()
+        beating = threading.Thread(target=self._beat, args=(stopped,), daemon=True)
+        beating.start()
+        wait, retries = poll_s, 0
         try:
-            event = imagelist.parse(vmcatcher.as_image_list(request, now), f"vmcatcher ({name})")
+            while not stop():
+                wait = poll_s
+                if self.spool.pending():
+                    counts = self.drain()
+                    LOG.info("cloudkeeper-os: %s", counts)
+                    retried = self.spool.pending() and counts["failed"]
+                    retries = retries + 1 if retried else 0
+                    if retries:
+                        wait = min(poll_s * 2**retries, RETRY_MAX_S)
+                        LOG.warning("cloudkeeper-os: next attempt in %.0f s", wait)
+                deadline = time.monotonic() + wait
+                while not stop() and time.monotonic() < deadline:
+                    time.sleep(min(poll_s, 1.0))
+        finally:
+            stopped.set()
+
+    def _beat(self, stopped: threading.Event) -> None:
+        """The heartbeat: alive, and what it is doing (a long upload included)."""
+        while True:
+            try:
+                self.status.beat(*self.doing)
+            except OSError as error:  # a full disk must not kill the backend
+                LOG.warning("heartbeat not written: %s", error)
+            if stopped.wait(HEARTBEAT_S):
+                return
+
+    def process(self, request: SyncList | VmcatcherEvent) -> tuple[Outcomes, list[ReadyFile]]:
+        """Plan and apply one request; the outcomes and the files it leaves to remove."""
+        if isinstance(request, VmcatcherEvent):
+            return self._process_vmcatcher(request)
+        name = request.list
+        wanted = None
+        retire_reason = request.retire_reason
+        if request.content is not None:
+            trusted = imagelist.parse(request.content.encode(), f"{name} (spooled)")
+            if trusted.expired(self.clock()):
+                retire_reason = "list expired"
+            else:
+                wanted = targets(trusted, name, request.project, request.prefix)
+        actions = plan(wanted, self.glance.managed(name), self.clock(), retire_reason)
+        results = self._execute(name, actions, request.files, request.download_errors)
+        self._record(name, results)
+        return results, list(request.files.values())
+
+    def _process_vmcatcher(self, request: VmcatcherEvent) -> tuple[Outcomes, list[ReadyFile]]:
+        """One image from vmcatcher's cache: validated like a list entry, then planned alone."""
+        name, now = request.list, self.clock()
+        try:
+            document = vmcatcher.as_image_list(request.model_dump(), now)
+            event = imagelist.parse(document, f"vmcatcher ({name})")
         except CloudkeeperError as error:
-            results = {"(event)": {"state": "error", "reason": str(error), "action": "refuse"}}
+            results = {"(event)": ImageOutcome(state="error", reason=str(error), action="refuse")}
             self._record(name, results, merge=True)
-            return results
+            return results, []
         (image,) = event.images
         managed = [m for m in self.glance.managed(name) if m.identifier == image.identifier]
         wanted: dict[str, Any] = {}
-        files: dict[str, Any] = {}
-        if request["event"] in vmcatcher.AVAILABLE:
+        files: dict[str, ReadyFile] = {}
+        if request.event in vmcatcher.AVAILABLE:
             wanted = targets(event, name, self.vo_projects.get(event.vo or ""), "")
-        actions = plan(wanted, managed, now, f"vmcatcher {request['event']}")
+        actions = plan(wanted, managed, now, f"vmcatcher {request.event}")
         if any(a.verb in ("add", "replace") for a in actions):
             try:
-                files[image.identifier] = self._vmcatcher_file(image, Path(request["file"]))
+                files[image.identifier] = self._vmcatcher_file(image, Path(request.file or ""))
             except CloudkeeperError as error:
-                results = {
-                    image.identifier: {"state": "error", "reason": str(error), "action": "refuse"}
-                }
+                refused = ImageOutcome(state="error", reason=str(error), action="refuse")
+                results = {image.identifier: refused}
                 self._record(name, results, merge=True)
-                return results
-        request["files"] = files  # so drain() removes what we made, never vmcatcher's file
-        results = self._execute(name, actions, files)
+                return results, []
+        results = self._execute(name, actions, files, {})
         self._record(name, results, merge=True)
-        return results
+        # What we made is removed; vmcatcher's own cache file never is.
+        return results, [f for f in files.values() if f.owned]
 
-    def _vmcatcher_file(self, image: imagelist.Image, path: Path) -> dict[str, Any]:
+    def _vmcatcher_file(self, image: imagelist.Image, path: Path) -> ReadyFile:
         """vmcatcher checked the file when caching it; we check again before any upload."""
         if not path.is_file():
             raise DownloadError(image=image.identifier, url=str(path), problem="no such file")
@@ -172,69 +265,96 @@ class Backend:
             )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         prepared, disk_format = formats.prepare(
-            path, self.accepted_formats, image.identifier, workdir=self.work_dir
+            path, self.accepted_formats, image.identifier, self.work_dir, image.format
         )
-        return {
-            "path": str(prepared),
-            "disk_format": disk_format,
-            "content_digest": image.content_digest,
-            "sha512": image.sha512 if prepared == path else None,
-            "owned": prepared != path,
-        }
+        return ReadyFile(
+            path=str(prepared),
+            disk_format=disk_format,
+            content_digest=image.content_digest,
+            sha512=image.sha512 if prepared == path else None,
+            owned=prepared != path,
+        )
 
     def _execute(
-        self, name: str, actions: list[Action], files: dict[str, Any]
-    ) -> dict[str, dict[str, Any]]:
-        results: dict[str, dict[str, Any]] = {}
+        self,
+        name: str,
+        actions: list[Action],
+        files: dict[str, ReadyFile],
+        download_errors: dict[str, str],
+    ) -> Outcomes:
+        results: Outcomes = {}
         failed_new: set[str] = set()
         for action in actions:
             if action.verb == "retire" and action.target and action.identifier in failed_new:
                 # The new version did not make it: the old one stays in service.
-                results[action.identifier]["reason"] += "; previous version kept"
+                kept = results[action.identifier]
+                results[action.identifier] = kept.model_copy(
+                    update={"reason": f"{kept.reason}; previous version kept"}
+                )
                 continue
+            self.doing = (self.doing[0], action.describe())
             try:
-                result = self._apply(action, files)
+                result = self._apply(action, files, download_errors)
             except CloudkeeperError as error:
                 LOG.error("%s: %s", name, error)
-                result = {"state": "error", "reason": str(error)}
-                failed_new.add(action.identifier)
+                result = ImageOutcome(state="error", reason=str(error), action=action.verb)
             except Exception as error:  # Glance/SDK errors: report, keep going
-                LOG.exception("%s: %s failed", name, action.describe())
-                result = {"state": "error", "reason": f"{type(error).__name__}: {error}"[:300]}
+                LOG.error("%s: %s failed: %s", name, action.describe(), explain(error))
+                result = ImageOutcome(state="error", reason=explain(error), action=action.verb)
+            if result.state != "ok":
                 failed_new.add(action.identifier)
-            if result["state"] != "ok":
-                failed_new.add(action.identifier)
-            result["action"] = action.verb
             if action.verb == "clean":
                 results[f"{action.identifier} (unfinished {action.existing.id})"] = result
             elif not (action.verb == "retire" and action.identifier in results):
                 results[action.identifier] = result
         return results
 
-    def _apply(self, action: Action, files: dict[str, Any]) -> dict[str, Any]:
+    def _apply(
+        self, action: Action, files: dict[str, ReadyFile], download_errors: dict[str, str]
+    ) -> ImageOutcome:
         LOG.info("%s", action.describe())
+
+        version = action.target.image.version if action.target else None
+
+        def ok(reason: str, glance_id: str | None = None) -> ImageOutcome:
+            return ImageOutcome(
+                state="ok", reason=reason, action=action.verb, glance_id=glance_id, version=version
+            )
+
         if action.verb == "keep":
-            return {"state": "ok", "reason": action.reason, "glance_id": action.existing.id}
+            return ok(action.reason, action.existing.id)
         if action.verb == "clean":
             self.glance.retire(action.existing)
-            return {"state": "ok", "reason": action.reason}
+            return ok(action.reason)
         if action.verb == "update":
             self.glance.update(action.existing, action.target)
-            return {"state": "ok", "reason": action.reason, "glance_id": action.existing.id}
+            return ok(action.reason, action.existing.id)
         if action.verb == "retire":
             how = self.glance.retire(action.existing)
             self._event("ExpirePostfix", action, action.existing.properties)
-            return {"state": "ok", "reason": f"{action.reason}: {how}"}
+            return ok(f"{action.reason}: {how}")
         target = action.target
         ready = files.get(action.identifier)
-        if not ready or ready.get("content_digest") != target.image.content_digest:
-            return {"state": "pending", "reason": f"{action.reason}; no downloaded file yet"}
-        path = Path(ready["path"])
+        if action.identifier in download_errors:
+            problem = download_errors[action.identifier]
+            return ImageOutcome(state="error", reason=problem, action=action.verb)
+        if not ready or ready.content_digest != target.image.content_digest:
+            return ImageOutcome(
+                state="pending",
+                reason=f"{action.reason}; no downloaded file yet (the next sync fetches it)",
+                action=action.verb,
+            )
+        path = Path(ready.path)
         if not path.exists():
-            return {"state": "pending", "reason": f"{action.reason}; downloaded file is gone"}
-        image_id = self.glance.add(target, path, ready["disk_format"], ready.get("sha512"))
+            return ImageOutcome(
+                state="pending",
+                reason=f"{action.reason}; downloaded file is gone (the next sync fetches it)",
+                action=action.verb,
+            )
+        image_id = self.glance.add(target, path, ready.disk_format, ready.sha512)
+        self.uploaded += path.stat().st_size
         self._event("AvailablePostfix", action, target.properties, path)
-        return {"state": "ok", "reason": action.reason, "glance_id": image_id}
+        return ok(action.reason, image_id)
 
     def _event(self, kind: str, action: Action, properties: Any, path: Path | None = None) -> None:
         """Run the configured hook the way vmcatcher runs its event handler."""
@@ -255,15 +375,14 @@ class Backend:
         except (OSError, subprocess.TimeoutExpired) as error:
             LOG.warning("event hook for %s failed: %s", action.identifier, error)
 
-    def _record(self, name: str, results: dict[str, dict[str, Any]], merge: bool = False) -> None:
-        when = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        path = self.status_dir / f"images-{name}.json"
-        if merge and path.exists():
-            results = {**json.loads(path.read_text())["images"], **results}
-        write_json(path, {"updated": when, "images": results})
+    def _record(self, name: str, results: Outcomes, merge: bool = False) -> None:
+        self.status.record_images(name, results, self._now(), merge=merge)
+
+    def _now(self) -> str:
+        return self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @staticmethod
-    def _remove_files(request: dict[str, Any]) -> None:
-        for ready in request.get("files", {}).values():
-            if ready.get("owned", True):
-                Path(ready["path"]).unlink(missing_ok=True)
+    def _remove_files(files: list[ReadyFile]) -> None:
+        for ready in files:
+            if ready.owned:
+                Path(ready.path).unlink(missing_ok=True)

@@ -10,7 +10,6 @@ failed, so the supervisor and cron see failures without parsing logs.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -23,8 +22,11 @@ from fedcloud_cloudkeeper.backend import Backend
 from fedcloud_cloudkeeper.config import Config
 from fedcloud_cloudkeeper.glance import Glance, connector_for
 from fedcloud_cloudkeeper.job import Job, Report
-from fedcloud_cloudkeeper.spool import Spool
+from fedcloud_cloudkeeper.spool import Spool, VmcatcherEvent
+from fedcloud_cloudkeeper.waiting import DEAD_AFTER_S, Waited, wait_for_results
 from fedcloud_common.errors import FedcloudError
+from fedcloud_common.faults import explain
+from fedcloud_common.imagestatus import StatusFiles
 from fedcloud_common.summary import format_summary
 
 DEFAULT_CONFIG = "/etc/cloudkeeper/cloudkeeper.json"
@@ -83,23 +85,25 @@ def main(argv: list[str] | None = None) -> int:
             report = job.cleanup(dry_run=args.dry_run)
             return _finish("cloudkeeper-cleanup", report, args.dry_run, started)
         report = job.sync(dry_run=args.dry_run, only=args.list)
+        drained = None
         if args.drain and not args.dry_run and not report.skipped:
-            counts = Backend.from_config(config, glance).drain()
-            if counts["failed"]:
-                print(f"backend: {counts}", file=sys.stderr)
-                return _finish("cloudkeeper-sync", report, False, started, backend_failed=True)
-        waiting = 0
+            drained = Backend.from_config(config, glance).drain()
+        waited = None
         if args.wait and not args.dry_run and not report.skipped:
-            waiting = _wait_for_backend(Spool(config.spool_dir), args.wait)
-        return _finish("cloudkeeper-sync", report, args.dry_run, started, waiting=waiting)
+            ids = [o.request_id for o in report.lists if o.request_id]
+            status = StatusFiles(config.state_dir)
+            waited = wait_for_results(Spool(config.spool_dir), status, ids, args.wait)
+        return _finish("cloudkeeper-sync", report, args.dry_run, started, waited, drained)
     except (FedcloudError, OSError) as error:
-        print(f"cloudkeeper: {error}", file=sys.stderr)
+        reason = str(error) if isinstance(error, FedcloudError) else explain(error)
+        print(f"cloudkeeper: {reason}", file=sys.stderr)
         print(
             format_summary(
                 f"cloudkeeper-{args.command}",
                 "failed",
                 {"error": type(error).__name__},
                 time.monotonic() - started,
+                reason=reason,
             )
         )
         return 1
@@ -125,33 +129,28 @@ def backend_main(argv: list[str] | None = None) -> int:
             return 0
         counts = backend.drain()
     except (FedcloudError, OSError) as error:
-        print(f"cloudkeeper-os: {error}", file=sys.stderr)
+        reason = str(error) if isinstance(error, FedcloudError) else explain(error)
+        print(f"cloudkeeper-os: {reason}", file=sys.stderr)
         print(
             format_summary(
                 "cloudkeeper-os-drain",
                 "failed",
                 {"error": type(error).__name__},
                 time.monotonic() - started,
+                reason=reason,
             )
         )
         return 1
-    outcome = "partial" if counts["failed"] else "ok"
-    print(format_summary("cloudkeeper-os-drain", outcome, counts, time.monotonic() - started))
-    return 1 if counts["failed"] else 0
-
-
-def _wait_for_backend(spool: Spool, timeout: float, poll: float = 2.0) -> int:
-    """Requests cloudkeeper-os has not applied after ``timeout`` seconds (0: all done)."""
-    deadline = time.monotonic() + timeout
-    while (pending := len(spool.pending())) and time.monotonic() < deadline:
-        time.sleep(poll)
-    if pending:
-        print(
-            f"{pending} request(s) not yet applied by cloudkeeper-os after {timeout:.0f} s: "
-            "is it running? (systemctl status cloudkeeper-os)",
-            file=sys.stderr,
-        )
-    return pending
+    outcome = "partial" if counts["failed"] or counts["pending"] else "ok"
+    reason = (
+        f"{counts['failed'] + counts['pending']} image(s) or request(s) not applied: "
+        "see cloudkeeper status"
+        if outcome != "ok"
+        else ""
+    )
+    elapsed = time.monotonic() - started
+    print(format_summary("cloudkeeper-os-drain", outcome, counts, elapsed, reason))
+    return 1 if outcome != "ok" else 0
 
 
 def _finish(
@@ -159,9 +158,15 @@ def _finish(
     report: Report,
     dry_run: bool,
     started: float,
-    backend_failed: bool = False,
-    waiting: int = 0,
+    waited: Waited | None = None,
+    drained: dict[str, int] | None = None,
 ) -> int:
+    """Print each list's outcome and the summary; ok only if every change took effect.
+
+    The counts separate what was planned from what cloudkeeper-os applied
+    (known when the run waited for it, or drained the queue itself) and
+    what failed. The summary's reason is the first problem, in one line.
+    """
     if report.skipped:
         print(
             format_summary(
@@ -169,63 +174,122 @@ def _finish(
             )
         )
         return 0
+    problems: list[str] = []
+    applied = failed = 0
     for outcome in report.lists:
         print(f"list {outcome.name}: {outcome.state}: {outcome.reason}")
+        if outcome.state == "error":
+            problems.append(f"list {outcome.name}: {outcome.reason}")
         for action in outcome.actions:
             if action.verb != "keep":
                 print(f"  {'would ' if dry_run else ''}{action.describe()}")
         for error in outcome.errors:
             print(f"  error: {error}")
-    failed = report.failed or backend_failed or waiting > 0
-    outcome = (
-        "ok"
-        if not failed
-        else (
-            "failed"
-            if all(o.state == "error" for o in report.lists) and report.lists
-            else "partial"
+        result = waited.results.get(outcome.request_id or "") if waited else None
+        if result is None:
+            problems += [f"list {outcome.name}: {error}" for error in outcome.errors]
+            continue
+        for name, image in sorted(result.images.items()):
+            if image.state == "ok":
+                applied += image.action != "keep"
+            else:
+                failed += 1
+                print(f"  not applied: {name}: {image.reason}")
+        if not result.ok:
+            lines = result.problems() or [result.reason]
+            problems += [f"list {outcome.name}: {line}" for line in lines]
+    if waited and waited.problem:
+        problems.append(waited.problem)
+    if drained and (drained["failed"] or drained["pending"]):
+        problems.append(
+            f"cloudkeeper-os: {drained['failed'] + drained['pending']} image(s) or request(s) "
+            "not applied; see cloudkeeper status"
         )
-    )
-    counts = {"dry_run": "yes"} if dry_run else {}
-    counts.update(report.counts())
-    if waiting:
-        counts["not_applied"] = waiting
-    print(format_summary(job, outcome, counts, time.monotonic() - started))
-    return 1 if failed else 0
+    counts: dict[str, object] = {"dry_run": "yes"} if dry_run else {}
+    planned = report.counts()
+    counts |= {"lists": planned["lists"], "lists_failed": planned["lists_failed"]}
+    changes = sum(planned[verb] for verb in ("add", "replace", "update", "retire"))
+    if dry_run:
+        counts |= {verb: planned[verb] for verb in ("add", "replace", "update", "retire", "keep")}
+    else:
+        # What was planned, what took effect and what did not, then the bytes.
+        counts["planned"] = changes
+        uploaded = None
+        if waited is not None:
+            counts |= {"applied": applied, "failed": failed}
+            if waited.unanswered:
+                counts["not_applied"] = len(waited.unanswered)
+            uploaded = sum(result.uploaded_bytes for result in waited.results.values())
+        elif drained is not None:
+            counts |= {"applied": drained["applied"], "failed": drained["failed"]}
+            uploaded = drained["uploaded_bytes"]
+        else:
+            counts["queued"] = sum(1 for o in report.lists if o.request_id)
+        counts["downloaded_bytes"] = report.downloaded_bytes
+        if uploaded is not None:
+            counts["uploaded_bytes"] = uploaded
+    counts["errors"] = planned["errors"]
+    if not problems:
+        verdict = "ok"
+    elif report.lists and all(o.state == "error" for o in report.lists):
+        verdict = "failed"
+    elif waited is not None and changes and not any(r.ok for r in waited.results.values()):
+        verdict = "failed"  # nothing it set out to change took effect
+    else:
+        verdict = "partial"
+    reason = ""
+    if problems:
+        reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    for problem in problems[1:]:
+        print(f"also: {problem}", file=sys.stderr)
+    if problems:
+        print(f"cloudkeeper: {problems[0]}", file=sys.stderr)
+    print(format_summary(job, verdict, counts, time.monotonic() - started, reason))
+    return 1 if problems else 0
 
 
 def _vmcatcher_event(config: Config, started: float) -> int:
     """Spool only: vmcatcher kills handlers that take longer than ~10 s."""
-    request = vmcatcher.request_from_environment(os.environ, config.vmcatcher_list)
-    if request is None:
+    fields = vmcatcher.request_from_environment(os.environ, config.vmcatcher_list)
+    if fields is None:
         kind = os.environ.get("VMCATCHER_EVENT_TYPE", "-")
         counts = {"event": kind, "queued": 0}
         print(format_summary("cloudkeeper-vmcatcher-event", "skipped", counts, 0.0))
         return 0
+    request = VmcatcherEvent.model_validate(fields)
     Spool(config.spool_dir).put(request)
-    counts = {"event": request["event"], "image": request["image"]["dc:identifier"], "queued": 1}
+    counts = {"event": request.event, "image": request.image["dc:identifier"], "queued": 1}
     print(format_summary("cloudkeeper-vmcatcher-event", "ok", counts, time.monotonic() - started))
     return 0
 
 
 def _status(config: Config) -> int:
-    status_dir = Path(config.state_dir) / "status"
-    lists_file = status_dir / "lists.json"
-    lists = json.loads(lists_file.read_text()) if lists_file.exists() else {}
+    """Per list and image: ok, pending or error with the reason; and the backend's state."""
+    status = StatusFiles(config.state_dir)
+    lists = status.lists()
     pending = len(Spool(config.spool_dir).pending())
     bad = 0
     for source in config.lists:
-        entry = lists.get(source.name, {"state": "pending", "reason": "never synced"})
-        bad += entry["state"] == "error"
-        print(f"list {source.name}: {entry['state']}: {entry['reason']}")
-        images_file = status_dir / f"images-{source.name}.json"
-        images = json.loads(images_file.read_text())["images"] if images_file.exists() else {}
-        for identifier, image in sorted(images.items()):
-            bad += image["state"] == "error"
-            print(f"  image {identifier}: {image['state']}: {image['reason']}")
+        entry = lists.get(source.name)
+        state, reason = (entry.state, entry.reason) if entry else ("pending", "never synced")
+        bad += state == "error"
+        print(f"list {source.name}: {state}: {reason}")
+        for error in entry.errors if entry else []:
+            print(f"  error: {error}")
+        for identifier, image in sorted(status.images(source.name).items()):
+            bad += image.state != "ok"
+            print(f"  image {identifier}: {image.state}: {image.reason}")
+    beat, age = status.heartbeat()
+    if age is None:
+        print("cloudkeeper-os: has never run on this spool")
+    elif age > DEAD_AFTER_S:
+        print(f"cloudkeeper-os: not running (last heartbeat {age:.0f} s ago)")
+    else:
+        print(f"cloudkeeper-os: running; {(beat.doing if beat else None) or 'idle'}")
     print(f"requests waiting for cloudkeeper-os: {pending}")
     counts = {"lists": len(config.lists), "errors": bad, "queued": pending}
-    print(format_summary("cloudkeeper-status", "partial" if bad else "ok", counts, 0.0))
+    reason = f"{bad} list(s) or image(s) not ok (above)" if bad else ""
+    print(format_summary("cloudkeeper-status", "partial" if bad else "ok", counts, 0.0, reason))
     return 1 if bad else 0
 
 

@@ -1,4 +1,8 @@
-"""Errors of image replication, each naming what failed and where."""
+"""Errors of image replication, each naming what failed and where.
+
+A wrong setting is ``fedcloud_common.errors.ConfigError``, the one class
+every service and the supervisor raise for configuration mistakes.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,6 @@ from fedcloud_common.errors import FedcloudError
 
 class CloudkeeperError(FedcloudError):
     msg_fmt = "image replication failed"
-
-
-class ConfigError(CloudkeeperError):
-    msg_fmt = "configuration {where}: {problem}"
 
 
 class ImageListInvalidError(CloudkeeperError):

@@ -20,7 +20,6 @@ from openstack.connection import Connection
 
 from fedcloud_cloudkeeper.errors import GlanceError
 from fedcloud_cloudkeeper.plan import LIST_PROPERTY, Managed, Target
-from fedcloud_common.openstack import Credentials
 
 if TYPE_CHECKING:
     from fedcloud_cloudkeeper.config import Config
@@ -33,8 +32,8 @@ Connect = Callable[[str | None], Connection]
 
 def connector_for(config: Config) -> Connect:
     """The appliance's rendered credentials when given, else a clouds.yaml entry."""
-    if config.openstack:
-        credentials = Credentials.model_validate(config.openstack)
+    credentials = config.openstack
+    if credentials is not None:
         return lambda project: (
             credentials.connect(project_name=project) if project else credentials.connect()
         )

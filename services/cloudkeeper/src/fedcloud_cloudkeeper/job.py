@@ -13,12 +13,11 @@ import concurrent.futures
 import dataclasses
 import datetime
 import fcntl
-import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -27,12 +26,16 @@ from fedcloud_cloudkeeper.config import Config, ListSource
 from fedcloud_cloudkeeper.glance import Glance
 from fedcloud_cloudkeeper.imagelist import ImageList
 from fedcloud_cloudkeeper.plan import LIST_PROPERTY, Action, Managed, plan, targets
-from fedcloud_cloudkeeper.spool import Spool
-from fedcloud_cloudkeeper.trust import TrustStore, verify_list, write_json
+from fedcloud_cloudkeeper.spool import ReadyFile, RefusedRequestError, Spool, SyncList
+from fedcloud_cloudkeeper.trust import TrustStore, verify_list
 from fedcloud_common.errors import FedcloudError
+from fedcloud_common.faults import explain
+from fedcloud_common.imagestatus import ListStatus, StatusFiles
 from fedcloud_common.secrets import read_secret
 
 LOG = logging.getLogger(__name__)
+# How long cleanup keeps a partial download for the next run to resume.
+RESUMABLE_FOR_S = 7 * 24 * 3600
 
 
 @dataclasses.dataclass
@@ -42,12 +45,15 @@ class ListOutcome:
     reason: str
     actions: list[Action] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    # The request spooled for cloudkeeper-os, whose result says what was applied.
+    request_id: str | None = None
 
 
 @dataclasses.dataclass
 class Report:
     lists: list[ListOutcome]
     skipped: bool = False
+    downloaded_bytes: int = 0  # image bytes received in this run
 
     @property
     def failed(self) -> bool:
@@ -101,7 +107,7 @@ class Job:
             outcomes = [self._sync_list(s, managed.get(s.name, []), dry_run) for s in sources]
             if not dry_run:
                 self._record(outcomes)
-            return Report(outcomes)
+            return Report(outcomes, downloaded_bytes=self.downloader.received)
 
     def verify(self, source: ListSource) -> ImageList:
         """Fetch and verify one list without recording anything."""
@@ -122,13 +128,8 @@ class Job:
                 actions = plan(None, images, self.clock(), "list no longer subscribed")
                 outcomes.append(ListOutcome(name, "ok", "unsubscribed", actions))
                 if not dry_run:
-                    self.spool.put(
-                        {
-                            "kind": "sync-list",
-                            "list": name,
-                            "content": None,
-                            "retire_reason": "list no longer subscribed",
-                        }
+                    outcomes[-1].request_id = self.spool.put(
+                        SyncList(list=name, retire_reason="list no longer subscribed")
                     )
                     self.trust.forget(name)
             stale = self.stale_files()
@@ -146,14 +147,26 @@ class Job:
         """Cache files no pending request refers to: leftovers of crashed runs."""
         referenced: set[str] = set()
         for path in self.spool.pending():
-            request = self.spool.load(path) or {}
-            referenced |= {f["path"] for f in request.get("files", {}).values()}
+            try:
+                request = self.spool.load(path)
+            except RefusedRequestError:
+                continue  # the backend refuses it; its files are no longer wanted
+            if isinstance(request, SyncList):
+                referenced |= {ready.path for ready in request.files.values()}
         cache = Path(self.config.cache_dir)
         work = cache / "work"  # the backend's, possibly in use right now
+        # A partial download the next run resumes, unless it is old.
+        resumable_since = time.time() - RESUMABLE_FOR_S
         return sorted(
             path
             for path in cache.rglob("*")
-            if path.is_file() and str(path) not in referenced and not path.is_relative_to(work)
+            if path.is_file()
+            and str(path) not in referenced
+            and not path.is_relative_to(work)
+            and not (
+                path.name.endswith((".part", ".part.json"))
+                and path.stat().st_mtime > resumable_since
+            )
         )
 
     def _sync_list(self, source: ListSource, managed: list[Managed], dry_run: bool) -> ListOutcome:
@@ -171,21 +184,31 @@ class Job:
         if dry_run:
             return outcome
         self.trust.save(source.name, content)
-        files = self._download(
+        files, failed = self._download(
             source, [a for a in actions if a.verb in ("add", "replace")], outcome
         )
         if any(a.verb != "keep" for a in actions):
-            self.spool.put(
-                {
-                    "kind": "sync-list",
-                    "list": source.name,
-                    "content": content.decode(),
-                    "project": source.project,
-                    "prefix": self._prefix(source),
-                    "files": files,
-                }
-            )
+            outcome.request_id = self._spool_list(source, content, files, failed)
         return outcome
+
+    def _spool_list(
+        self,
+        source: ListSource,
+        content: bytes,
+        files: dict[str, ReadyFile],
+        download_errors: dict[str, str],
+    ) -> str:
+        """Hand one list's trusted content (and its new images) to cloudkeeper-os."""
+        return self.spool.put(
+            SyncList(
+                list=source.name,
+                content=content.decode(),
+                project=source.project,
+                prefix=self._prefix(source),
+                files=files,
+                download_errors=download_errors,
+            )
+        )
 
     def _fetch_verified(self, source: ListSource) -> tuple[ImageList, bytes]:
         token = source.token
@@ -221,23 +244,19 @@ class Job:
             return
         outcome.actions = actions
         if not dry_run:
-            self.spool.put(
-                {
-                    "kind": "sync-list",
-                    "list": source.name,
-                    "content": self.trust.content(source.name).decode(),
-                    "project": source.project,
-                    "prefix": self._prefix(source),
-                    "files": {},
-                }
-            )
+            outcome.request_id = self._spool_list(source, self.trust.content(source.name), {}, {})
 
     def _download(
         self, source: ListSource, actions: list[Action], outcome: ListOutcome
-    ) -> dict[str, Any]:
-        """Fetch, check and convert the new images, a few at a time."""
+    ) -> tuple[dict[str, ReadyFile], dict[str, str]]:
+        """Fetch, check and convert the new images, a few at a time.
+
+        Returns the files ready for upload and, for each image that failed,
+        why: the backend reports those as errors instead of "pending".
+        """
         directory = self.config.cache_dir / source.name
-        files: dict[str, Any] = {}
+        files: dict[str, ReadyFile] = {}
+        failed: dict[str, str] = {}
 
         def one(action: Action) -> None:
             image = action.target.image
@@ -246,15 +265,15 @@ class Job:
                 image.identifier, image.uri, image.size, image.sha512, target
             )
             path, disk_format = formats.prepare(
-                path, self.config.accepted_formats, image.identifier
+                path, self.config.accepted_formats, image.identifier, declared=image.format
             )
-            files[image.identifier] = {
-                "path": str(path),
-                "disk_format": disk_format,
-                "content_digest": image.content_digest,
+            files[image.identifier] = ReadyFile(
+                path=str(path),
+                disk_format=disk_format,
+                content_digest=image.content_digest,
                 # What Glance must report after the upload; unknown once converted.
-                "sha512": image.sha512 if path.name == target.name else None,
-            }
+                sha512=image.sha512 if path.name == target.name else None,
+            )
 
         workers = max(1, self.config.parallel_downloads)
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ck-dl") as pool:
@@ -262,9 +281,11 @@ class Job:
             for future in concurrent.futures.as_completed(futures):
                 error = future.exception()
                 if error is not None:
-                    LOG.error("%s", error)
-                    outcome.errors.append(str(error))
-        return files
+                    reason = str(error) if isinstance(error, FedcloudError) else explain(error)
+                    LOG.error("%s", reason)
+                    outcome.errors.append(reason)
+                    failed[futures[future].identifier] = reason
+        return files, failed
 
     def _managed_by_list(self) -> dict[str, list[Managed]]:
         grouped: dict[str, list[Managed]] = {}
@@ -277,16 +298,17 @@ class Job:
 
     def _record(self, outcomes: list[ListOutcome]) -> None:
         when = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        path = Path(self.config.state_dir) / "status" / "lists.json"
-        recorded = json.loads(path.read_text()) if path.exists() else {}
-        for o in outcomes:
-            recorded[o.name] = {
-                "state": o.state,
-                "reason": o.reason,
-                "checked": when,
-                "errors": o.errors,
+        StatusFiles(self.config.state_dir).record_lists(
+            {
+                o.name: ListStatus(
+                    state="error" if o.state == "error" else "ok",
+                    reason=o.reason,
+                    checked=when,
+                    errors=o.errors,
+                )
+                for o in outcomes
             }
-        write_json(path, recorded)
+        )
 
     @contextmanager
     def _lock(self) -> Iterator[bool]:

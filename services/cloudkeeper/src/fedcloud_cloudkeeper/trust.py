@@ -12,15 +12,13 @@ judged on it, not on whatever the server returns today.
 from __future__ import annotations
 
 import datetime
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from fedcloud_cloudkeeper import imagelist, smime
 from fedcloud_cloudkeeper.config import ListSource
 from fedcloud_cloudkeeper.errors import ImageListUntrustedError
 from fedcloud_cloudkeeper.imagelist import ImageList
+from fedcloud_common.files import write_atomically
 
 
 def verify_list(
@@ -92,29 +90,7 @@ class TrustStore:
         return (self.directory / f"{name}.json").read_bytes()
 
     def save(self, name: str, content: bytes) -> None:
-        write_atomic(self.directory / f"{name}.json", content)
+        write_atomically(self.directory / f"{name}.json", content)
 
     def forget(self, name: str) -> None:
         (self.directory / f"{name}.json").unlink(missing_ok=True)
-
-    def names(self) -> list[str]:
-        return sorted(p.stem for p in self.directory.glob("*.json"))
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write so readers see the old file or the new one, never half of either."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, value: object) -> None:
-    write_atomic(path, json.dumps(value, indent=1, sort_keys=True).encode())

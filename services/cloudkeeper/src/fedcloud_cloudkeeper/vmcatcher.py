@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedcloud_cloudkeeper.errors import ConfigError
+from fedcloud_common.errors import ConfigError
 
 PREFIX = "VMCATCHER_EVENT_"
 # Events that mean "this image is in the cache" and "it is gone" (vmcatcher launch.py).

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from fedcloud_accounting.config import SendConfig
-from fedcloud_accounting.errors import ConfigError
 from fedcloud_accounting.transports.base import Outgoing, Transport
+from fedcloud_common.errors import ConfigError
+from fedcloud_common.settings.accounting import SendSettings
 
 GROUP = "fedcloud_accounting.transports"
 
 __all__ = ["Outgoing", "Transport", "load"]
 
 
-def load(config: SendConfig) -> Transport:
+def load(config: SendSettings) -> Transport:
     found = {ep.name: ep for ep in entry_points(group=GROUP)}
     if config.protocol not in found:
         raise ConfigError(
-            path="(protocol)",
-            problem=f"unknown protocol {config.protocol!r}, known: {sorted(found)}",
+            where="send.protocol",
+            problem=f"no transport {config.protocol!r} installed, known: {sorted(found)}",
         )
     cls: type[Transport] = found[config.protocol].load()
     return cls(config)

@@ -12,6 +12,7 @@ is where the speed over ssmsend comes from.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import requests
 
@@ -66,7 +67,7 @@ class AmsTransport(Transport):
         self.session.close()
 
     def send(self, batch: list[Outgoing]) -> None:
-        body = {
+        body: dict[str, Any] = {
             "messages": [
                 {
                     "attributes": {"empaid": message.msg_id},

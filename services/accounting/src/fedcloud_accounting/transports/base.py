@@ -6,7 +6,7 @@ import abc
 from dataclasses import dataclass
 from typing import Self
 
-from fedcloud_accounting.config import SendConfig
+from fedcloud_common.settings.accounting import SendSettings
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Transport(abc.ABC):
     max_batch = 1
     max_batch_bytes = 1 << 62
 
-    def __init__(self, config: SendConfig) -> None:
+    def __init__(self, config: SendSettings) -> None:
         self.config = config
 
     def __enter__(self) -> Self:

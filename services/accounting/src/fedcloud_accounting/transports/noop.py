@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fedcloud_accounting.transports.base import Outgoing, Transport
+from fedcloud_common.settings.accounting import SendSettings
 
 
 class NoopTransport(Transport):
     max_batch = 100
 
-    def __init__(self, config: object) -> None:  # type: ignore[override]
-        self.config = config  # type: ignore[assignment]
+    def __init__(self, config: SendSettings) -> None:
+        super().__init__(config)
         self.sent: list[Outgoing] = []
 
     def send(self, batch: list[Outgoing]) -> None:

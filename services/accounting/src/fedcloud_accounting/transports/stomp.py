@@ -17,7 +17,7 @@ from fedcloud_accounting.transports.base import Outgoing, Transport
 from fedcloud_common.secrets import read_secret
 
 
-class _Receipts(stomp.ConnectionListener):
+class _Receipts(stomp.ConnectionListener):  # type: ignore[misc]  # stomp.py has no types
     def __init__(self) -> None:
         self.done: dict[str, threading.Event] = {}
         self.error: str | None = None
