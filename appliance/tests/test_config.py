@@ -196,3 +196,16 @@ def test_a_problem_across_sections_is_not_hidden_behind_two_typos(write):
         "(top level): images is enabled but has no OpenStack credentials: add a top-level "
         "'openstack' section or 'images.openstack'"
     ]
+
+
+def test_a_list_url_that_is_not_http_says_so_with_the_value(write):
+    path = write(
+        MINIMAL
+        + "images:\n  endorser: {dn: /CN=s, ca: /CN=c}\n  lists:\n"
+        + "    - {name: l, url: 'file:///etc/passwd', project: p}\n"
+    )
+    (problem,) = problems(path)
+    assert problem == (
+        "images.lists[0].url: URL scheme should be 'http' or 'https' "
+        "(got 'file:///etc/passwd'); write a full https:// URL"
+    )

@@ -74,7 +74,7 @@ def test_cloudkeeper_json_is_accepted_by_cloudkeeper(rendered):
     assert (source.endorser_dn, source.endorser_ca) == (want.endorser.dn, want.endorser.ca)
     token = in_volume(out, str(source.token_file))
     assert token.read_text() == "appdb-token-value\n"
-    assert (token.stat().st_uid, token.stat().st_mode & 0o777) == (10030, 0o400)
+    assert (token.stat().st_uid, token.stat().st_mode & 0o777) == (by_section("images").uid, 0o400)
     assert loaded.accepted_formats == ("qcow2", "raw")
     assert loaded.vo_projects == {"fedcloud.egi.eu": "vo-fedcloud"}
     assert isinstance(loaded.openstack, Credentials)

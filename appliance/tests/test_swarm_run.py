@@ -35,10 +35,10 @@ def client() -> Iterator[docker.DockerClient]:
         yield engine
     finally:
         for project in (PROJECT, "someone-else"):
-            for service in engine.services.list(
-                filters={"label": f"eu.egi.fedcloud.project={project}"}
-            ):
+            for service in engine.services.list(filters=job_filter(project)):
                 service.remove()
+            for container in engine.containers.list(all=True, filters=job_filter(project)):
+                container.remove(force=True)
         if made:
             subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=60)
 
@@ -61,9 +61,14 @@ def run(client, job: JobSpec) -> Execution:
     return SwarmRunner(client, poll_s=0.2).run(job, execution.start(job.name, "manual"))
 
 
-def services_of(client, job: JobSpec) -> list:
-    return client.services.list(
-        filters={"label": [f"eu.egi.fedcloud.project={job.project}", "eu.egi.fedcloud.role=job"]}
+def job_filter(project: str = PROJECT) -> dict[str, list[str]]:
+    return {"label": [f"eu.egi.fedcloud.project={project}", "eu.egi.fedcloud.role=job"]}
+
+
+def leftovers(client, project: str = PROJECT) -> list:
+    """This project's job services and job containers: none once a run is read."""
+    return client.services.list(filters=job_filter(project)) + client.containers.list(
+        all=True, filters=job_filter(project)
     )
 
 
@@ -105,7 +110,7 @@ def test_a_job_runs_as_a_one_shot_swarm_job_and_its_summary_makes_it_ok(client):
     assert record.summary == "swarm-test ok added=2 duration=2.0s"
     assert "working" in record.output
     assert record.container.startswith(f"{PROJECT}-job-swarm-test-")
-    assert not services_of(client, spec("true"))  # removed once read
+    assert not leftovers(client)  # service and container removed once read
     service = seen["spec"]
     assert service["Name"] == record.container
     assert service["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
@@ -127,7 +132,7 @@ def test_a_failing_job_is_failed_with_its_exit_status_and_last_words(client):
     assert (record.outcome, record.exit_code) == ("failed", 3)
     assert record.reason == "exit status 3: cannot reach keystone"
     assert "cannot reach keystone" in record.output
-    assert not services_of(client, spec("true"))
+    assert not leftovers(client)
 
 
 @e2e
@@ -162,7 +167,7 @@ def test_a_job_over_its_timeout_is_removed_and_says_so(client):
     assert record.reason.startswith("timed out after 0:00:04")
     assert record.reason.endswith("job service removed")
     assert record.duration_s < 30
-    assert not services_of(client, spec("true"))
+    assert not leftovers(client)
 
 
 @e2e
@@ -172,7 +177,7 @@ def test_an_image_no_node_has_is_a_one_line_reason_naming_the_fix(client):
     assert "\n" not in record.reason
     assert "No such image" in record.reason
     assert "every swarm node needs fedcloud/does-not-exist:0" in record.reason
-    assert not services_of(client, spec("true"))
+    assert not leftovers(client)
 
 
 @e2e
@@ -184,7 +189,7 @@ def test_a_restarted_supervisor_follows_the_job_it_left_to_its_real_outcome(clie
     assert (followed.outcome, followed.summary) == ("ok", "swarm-test ok applied=1 duration=3.0s")
     assert followed.container == service_options(job, left)["name"]
     assert followed.duration_s >= 3  # it waited for the job, not just read a state
-    assert not services_of(client, job)
+    assert not leftovers(client)
 
 
 @e2e
@@ -200,16 +205,27 @@ def test_ended_job_services_of_this_project_are_reaped_running_kept_and_others_k
     done = start_as_a_stopped_supervisor_did(client, ours)
     time.sleep(1.1)  # service names carry the start time to the second
     kept = start_as_a_stopped_supervisor_did(client, ours)
+    time.sleep(1.1)
+    orphaned = start_as_a_stopped_supervisor_did(client, ours)
     running = start_as_a_stopped_supervisor_did(client, busy)
     theirs = start_as_a_stopped_supervisor_did(client, other)
-    for job, record in ((ours, done), (ours, kept), (other, theirs)):
+    for job, record in ((ours, done), (ours, kept), (ours, orphaned), (other, theirs)):
         wait_ended(client, job, record)
+    # Removed by hand: engines before 24 keep its container (moby#44312).
+    orphan = service_options(ours, orphaned)["name"]
+    client.services.get(orphan).remove()
     removed = SwarmRunner(client).reap(PROJECT, keep={kept.started.isoformat()})
-    assert removed == 1
+    assert removed >= 1
     left = {s.name for s in client.services.list()}
     assert service_options(ours, done)["name"] not in left
     for job, record in ((ours, kept), (busy, running), (other, theirs)):
         assert service_options(job, record)["name"] in left
+    containers = {
+        c.labels["com.docker.swarm.service.name"]
+        for c in client.containers.list(all=True, filters=job_filter())
+    }
+    assert orphan not in containers and service_options(ours, done)["name"] not in containers
+    assert service_options(ours, kept)["name"] in containers
 
 
 def fake_engine(own_labels: dict[str, str], manager: bool) -> SimpleNamespace:

@@ -52,3 +52,14 @@ def test_an_unknown_error_is_one_line_cut_at_a_word_never_mid_word():
 
 def test_cut_keeps_short_text():
     assert cut("short", 10) == "short"
+
+
+def test_a_child_processs_error_line_naming_a_known_fault_is_explained():
+    from fedcloud_common.faults import explain_text
+
+    line = (
+        "Extractor nova: cannot extract records for 'aaa', got the following exception: "
+        "keystoneauth1.exceptions.connection.ConnectFailure: Unable to establish connection"
+    )
+    assert explain_text(line).startswith("cannot reach the cloud: is it up")
+    assert explain_text("projects not finished: aaa") is None

@@ -158,15 +158,24 @@ def test_fedcloud_appliance_unit_starts_the_supervisor_and_stops_it(host_dirs):
     assert not docker.from_env().containers.list(all=True, filters=labels)
 
 
-def test_an_invalid_config_stops_the_supervisor_with_a_clear_message(host_dirs):
+def test_an_invalid_config_keeps_the_supervisor_up_showing_why(host_dirs):
+    """A typo must not crash-loop the supervisor: its page says what is wrong."""
     config_dir, env = host_dirs
-    write_config(config_dir, SUPERVISOR_ONLY + "    bdii: {schedule: hourly}\n")
+    typo = SUPERVISOR_ONLY.replace(
+        "bdii: {enabled: false}", "bdii: {enabled: false, schedule: hourly}"
+    )
+    assert typo != SUPERVISOR_ONLY
+    write_config(config_dir, typo)
     start = run_unit("fedcloud-appliance.service", "ExecStart", env)
-    # What `systemctl start` fails with, and `journalctl -u` then shows.
-    assert start.returncode != 0
-    assert "supervisor: not working" in start.stderr
-    assert "invalid configuration" in start.stderr
+    assert start.returncode == 0, start.stderr
+    assert "supervisor: running healthy" in start.stdout
+    # What `journalctl -u` shows: the wrapper's warning and the loader's message.
+    assert "appliance.yaml is not valid" in start.stderr
     assert "bdii.schedule: 'hourly' is not a cron expression" in start.stderr
+    with urllib.request.urlopen(f"http://localhost:{STATUS_PORT}/status.json", timeout=10) as r:
+        shown = json.load(r)
+    assert "bdii.schedule: 'hourly' is not a cron expression" in shown["config_error"]
+    assert shown["jobs"] == []  # nothing runs on a config that does not load
 
 
 BDII_PORT = 43171

@@ -172,11 +172,6 @@ def test_caso_failing_on_an_unreachable_keystone_keeps_the_watermark_and_says_wh
         assert path.is_dir() or b"s3cret" not in path.read_bytes(), f"password left in {path}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: caso-extract's reason is 'cASO exited with status 1 (and 1 more)'; cASO's "
-    "ConnectFailure is not turned into faults.explain's 'cannot reach the cloud' sentence",
-)
 def test_caso_failing_on_an_unreachable_keystone_says_the_cloud_cannot_be_reached(tmp_path, capsys):
     settings = _extract_settings(tmp_path, "http://127.0.0.1:1/v3")
     assert ExtractJob(settings).run() == 1

@@ -119,16 +119,13 @@ def test_an_unreachable_resource_bdii_keeps_the_site_bdiis_data_and_names_it(
     assert "ldap://127.0.0.1:1" in _error(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Publisher._report calls format_summary without the error, so a failed "
-    "bdii-publish prints 'bdii-publish failed duration=...s' with no '-- reason' "
-    "(the reason is only in status.json)",
-)
-def test_a_failed_publish_names_its_reason_in_the_summary_line(published, tmp_path, capsys):
-    job, _, _ = published
+def test_a_failed_publish_keeps_the_data_and_names_its_reason_in_the_summary_line(
+    published, ldapsearch, tmp_path, capsys
+):
+    job, layout, served = published
     job.source.command = [sys.executable, "-c", "raise SystemExit('keystone said no')"]
     assert job.run() == EXIT_FAILED
+    assert ldapsearch(layout.ldap_uri) == served
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert parse_summary(line)[1] == "failed"
     assert "keystone said no" in line.partition(" -- ")[2], line

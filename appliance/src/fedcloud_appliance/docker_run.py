@@ -27,6 +27,24 @@ LABEL_PREFIX = "eu.egi.fedcloud"
 
 
 STARTED_LABEL = f"{LABEL_PREFIX}.started"
+
+
+def run_labels(spec: JobSpec, record: Execution) -> list[str]:
+    """The label filter that finds the one run ``record`` of ``spec`` again."""
+    return [
+        f"{LABEL_PREFIX}.role=job",
+        f"{LABEL_PREFIX}.project={spec.project}",
+        f"{LABEL_PREFIX}.job={spec.name}",
+        f"{STARTED_LABEL}={record.started.isoformat()}",
+    ]
+
+
+def time_left(spec: JobSpec, record: Execution) -> float:
+    """What remains of the job's timeout since the run started (at least a second)."""
+    elapsed = (datetime.datetime.now(datetime.UTC) - record.started).total_seconds()
+    return max(spec.timeout.total_seconds() - elapsed, 1.0)
+
+
 # A job's scratch space (S/MIME checks, cASO's config): small, in memory.
 TMP_SIZE = "64m"
 
@@ -102,24 +120,13 @@ class DockerRunner:
         job's timeout); one that has exited gives its exit status and output.
         Either way it is removed once read.
         """
-        found = self.client.containers.list(
-            all=True,
-            filters={
-                "label": [
-                    f"{LABEL_PREFIX}.role=job",
-                    f"{LABEL_PREFIX}.project={spec.project}",
-                    f"{LABEL_PREFIX}.job={spec.name}",
-                    f"{STARTED_LABEL}={record.started.isoformat()}",
-                ]
-            },
-        )
+        found = self.client.containers.list(all=True, filters={"label": run_labels(spec, record)})
         if not found:
             return None
         container = found[0]
         record.container = container.name
-        elapsed = (datetime.datetime.now(datetime.UTC) - record.started).total_seconds()
         LOG.info("job %s: re-attached to %s (%s)", spec.name, container.name, container.status)
-        return self._follow(spec, record, container, max(spec.timeout.total_seconds() - elapsed, 1))
+        return self._follow(spec, record, container, time_left(spec, record))
 
     def reap(self, project: str, keep: set[str] | None = None) -> int:
         """Remove this project's exited job containers no run is following.

@@ -150,6 +150,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: required; add it"
     message = str(error["msg"]).removeprefix("Value error, ")
     given = error.get("input")
+    if kind.startswith("url"):
+        return f"{key}: {message} (got {given!r}); write a full https:// URL"
     if kind in ("literal_error", "enum") or kind.endswith("_parsing") or kind.endswith("_type"):
         return f"{key}: {message} (got {given!r}); fix the value"
     return f"{key}: {message}"

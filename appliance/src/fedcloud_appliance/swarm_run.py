@@ -18,7 +18,6 @@ running job with it instead of leaving it holding the stack's volumes.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import re
 import socket
@@ -33,7 +32,14 @@ from docker.types import Mount as DockerMount
 from docker.types import Resources, RestartPolicy, ServiceMode
 from docker.utils import parse_bytes
 
-from fedcloud_appliance.docker_run import LABEL_PREFIX, STARTED_LABEL, TMP_SIZE, labels
+from fedcloud_appliance.docker_run import (
+    LABEL_PREFIX,
+    STARTED_LABEL,
+    TMP_SIZE,
+    labels,
+    run_labels,
+    time_left,
+)
 from fedcloud_appliance.execution import Execution
 from fedcloud_appliance.jobspec import JobSpec
 from fedcloud_common.faults import cut
@@ -41,6 +47,7 @@ from fedcloud_common.faults import cut
 LOG = logging.getLogger(__name__)
 STACK_LABEL = "com.docker.stack.namespace"
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
 # A task in one of these states will not run (again): its outcome is final.
 ENDED = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 # How a task that ran and exited non-zero is described; any other error is
@@ -129,44 +136,50 @@ class SwarmRunner:
 
     def reattach(self, spec: JobSpec, record: Execution) -> Execution | None:
         """Follow a job service a stopped supervisor started: its real outcome, or None if gone."""
-        found = self.client.services.list(
-            filters={
-                "label": [
-                    f"{LABEL_PREFIX}.role=job",
-                    f"{LABEL_PREFIX}.project={spec.project}",
-                    f"{LABEL_PREFIX}.job={spec.name}",
-                    f"{STARTED_LABEL}={record.started.isoformat()}",
-                ]
-            }
-        )
+        found = self.client.services.list(filters={"label": run_labels(spec, record)})
         if not found:
             return None
         service = found[0]
         record.container = service.name
-        elapsed = (datetime.datetime.now(datetime.UTC) - record.started).total_seconds()
         LOG.info("job %s: re-attached to swarm job %s", spec.name, service.name)
-        return self._follow(spec, record, service, max(spec.timeout.total_seconds() - elapsed, 1))
+        return self._follow(spec, record, service, time_left(spec, record))
 
     def reap(self, project: str, keep: set[str] | None = None) -> int:
-        """Remove this project's ended job services no run is following.
+        """Remove this project's ended job services, and job containers left without one.
 
         ``keep``: the start times of runs being re-attached to. Services whose
         task has not ended are left: a manual run may be following them.
+        Returns how many runs were cleared away.
         """
-        removed = 0
-        for service in self.client.services.list(
-            filters={"label": [f"{LABEL_PREFIX}.role=job", f"{LABEL_PREFIX}.project={project}"]}
+        keep = keep or set()
+        ours = [f"{LABEL_PREFIX}.role=job", f"{LABEL_PREFIX}.project={project}"]
+        removed, live = 0, set()
+        for service in self.client.services.list(filters={"label": ours}):
+            task = _task(service)
+            if (
+                service.attrs["Spec"].get("Labels", {}).get(STARTED_LABEL) in keep
+                or task is None
+                or task["Status"]["State"] not in ENDED
+            ):
+                live.add(service.id)
+                continue
+            removed += self._discard(service, task)
+        # Containers whose service is gone: engines before 24 leave a finished
+        # job's container behind when its service is removed (moby#44312).
+        for container in self.client.containers.list(
+            all=True,
+            filters={"status": ["exited", "created"], "label": [*ours, SERVICE_ID_LABEL]},
         ):
-            if service.attrs["Spec"].get("Labels", {}).get(STARTED_LABEL) in (keep or set()):
+            if (
+                container.labels.get(SERVICE_ID_LABEL) in live
+                or container.labels.get(STARTED_LABEL) in keep
+            ):
                 continue
             try:
-                task = _task(service)
-                if task is None or task["Status"]["State"] not in ENDED:
-                    continue
-                service.remove()
+                container.remove(force=True)
                 removed += 1
             except docker.errors.APIError as error:
-                LOG.warning("could not remove finished job service %s: %s", service.name, error)
+                LOG.warning("could not remove finished job container %s: %s", container.name, error)
         return removed
 
     def _follow(
@@ -179,7 +192,7 @@ class SwarmRunner:
             while (task := _task(service)) is None or task["Status"]["State"] not in ENDED:
                 if time.monotonic() >= deadline:
                     output = _logs(service)
-                    self._remove(spec, service)
+                    self._discard(service, task)
                     return record.finish(
                         None,
                         output,
@@ -192,7 +205,7 @@ class SwarmRunner:
                 None, "", reason=f"job service {service.name} was removed while it ran"
             )
         output = _logs(service)
-        self._remove(spec, service)
+        self._discard(service, task)
         status = task["Status"]
         exit_code = status.get("ContainerStatus", {}).get("ExitCode")
         error = status.get("Err", "")
@@ -216,11 +229,29 @@ class SwarmRunner:
             reason += f"; every swarm node needs {spec.image} (make images, or docker load)"
         return cut(reason, 300)
 
-    def _remove(self, spec: JobSpec, service: Service) -> None:
+    def _discard(self, service: Service, task: dict[str, Any] | None) -> int:
+        """Remove the service, and its task's container if it is on this node (1: removed).
+
+        Removing the service stops a task still running. Engines before 24
+        leave a finished job's container (moby#44312): removed here as well,
+        and ``reap`` sweeps up what another node or a crash left.
+        """
         try:
             service.remove()
+        except docker.errors.NotFound:
+            pass
         except docker.errors.APIError as error:  # leave it for the operator, but say so
-            LOG.warning("job %s: could not remove %s: %s", spec.name, service.name, error)
+            LOG.warning("could not remove job service %s: %s", service.name, error)
+            return 0
+        container = ((task or {}).get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+        if container:
+            try:
+                self.client.containers.get(container).remove(force=True)
+            except docker.errors.NotFound:
+                pass  # on another node, or already gone
+            except docker.errors.APIError as error:
+                LOG.warning("could not remove job container %s: %s", container[:12], error)
+        return 1
 
 
 def _task(service: Service) -> dict[str, Any] | None:

@@ -85,6 +85,18 @@ def explain(error: BaseException) -> str:
     return _first_line(error)
 
 
+def explain_text(text: str) -> str | None:
+    """The known fault a child process's error line names, if it names one.
+
+    Tools run as subprocesses (cASO, cloud-info-provider) report their
+    errors as log text, with the exception's class name in it.
+    """
+    for wanted, message in _KNOWN:
+        if any(re.search(rf"\b{re.escape(name)}\b", text) for name in wanted):
+            return cut(f"{message} ({' '.join(text.split())})")
+    return None
+
+
 def _chain(error: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     current: BaseException | None = error

@@ -21,6 +21,7 @@ from dirq.QueueSimple import QueueSimple
 from fedcloud_accounting.extract import ExtractJob
 from fedcloud_accounting.send import SendJob
 from fedcloud_common.settings.accounting import ExtractSettings
+from fedcloud_common.summary import parse_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +70,9 @@ def _records(spool: Path) -> dict[str, dict[str, str]]:
 
 def _summary(out: str) -> dict[str, str]:
     line = [ln for ln in out.splitlines() if ln.startswith("caso-extract ")][-1]
-    _job, outcome, *fields = line.split()
-    return {"outcome": outcome, **dict(f.split("=", 1) for f in fields)}
+    parsed = parse_summary(line)
+    assert parsed is not None, line
+    return {"outcome": parsed[1], **parsed[2]}
 
 
 def test_records_for_the_seeded_servers_carry_site_vo_cpus_memory_and_wall_time(

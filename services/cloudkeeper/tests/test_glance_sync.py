@@ -540,17 +540,28 @@ def _summary(done: subprocess.CompletedProcess[str]) -> tuple[str, str, dict[str
     return parse_summary(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_command_line_dry_runs_syncs_reports_status_and_cleans_up(site, tmp_path):
-    site.publish([site.serve_image("cli", qcow2(tmp_path, 4, "cli"))])
+def _rendered(site, **overrides: object) -> dict[str, object]:
+    """The CLI's settings for the site's one list, as the render step writes them."""
     source = site.config.lists[0]
-    config_file = tmp_path / "cloudkeeper.json"
-    rendered = {
+    return {
         "lists": [{"name": source.name, "url": source.url, "endorser_dn": source.endorser_dn,
                    "endorser_ca": source.endorser_ca, "project": "vo-demo"}],
         **{key: str(getattr(site.config, key)) for key in
            ("ca_path", "state_dir", "cache_dir", "spool_dir", "clouds_yaml", "https_verify")},
-        "cloud": "fedcloud-demo", "tag": site.tag, "retries": 0,
+        "cloud": "fedcloud-demo", "tag": site.tag, "retries": 0, **overrides,
     }  # fmt: skip
+
+
+def _config_file(site, tmp_path: Path, **overrides: object) -> Path:
+    path = tmp_path / "cloudkeeper.json"
+    path.write_text(json.dumps(_rendered(site, **overrides)))
+    return path
+
+
+def test_the_command_line_dry_runs_syncs_reports_status_and_cleans_up(site, tmp_path):
+    site.publish([site.serve_image("cli", qcow2(tmp_path, 4, "cli"))])
+    config_file = tmp_path / "cloudkeeper.json"
+    rendered = _rendered(site)
     config_file.write_text(json.dumps(rendered))
 
     dry = _cli("cloudkeeper", config_file, "sync", "--dry-run")
@@ -591,15 +602,7 @@ def test_the_command_line_dry_runs_syncs_reports_status_and_cleans_up(site, tmp_
 def test_sync_wait_ends_when_the_backend_has_applied_or_says_it_has_not(site, tmp_path):
     served = qcow2(tmp_path, 4, "waited")
     site.publish([site.serve_image("waited", served)])
-    source = site.config.lists[0]
-    config_file = tmp_path / "cloudkeeper.json"
-    config_file.write_text(json.dumps({
-        "lists": [{"name": source.name, "url": source.url, "endorser_dn": source.endorser_dn,
-                   "endorser_ca": source.endorser_ca, "project": "vo-demo"}],
-        **{key: str(getattr(site.config, key)) for key in
-           ("ca_path", "state_dir", "cache_dir", "spool_dir", "clouds_yaml", "https_verify")},
-        "cloud": "fedcloud-demo", "tag": site.tag, "retries": 0,
-    }))  # fmt: skip
+    config_file = _config_file(site, tmp_path)
 
     # No backend running: the run says so instead of claiming success.
     unapplied = _cli("cloudkeeper", config_file, "sync", "--wait", "3")
@@ -634,16 +637,8 @@ def test_glance_failing_mid_upload_fails_the_waiting_run_with_the_reason(
 ):
     """The job waits for what cloudkeeper-os applied, not for the queue to empty."""
     site.publish([site.serve_image("broken", qcow2(tmp_path, 4, "broken"))])
-    source = site.config.lists[0]
-    config_file = tmp_path / "cloudkeeper.json"
-    config_file.write_text(json.dumps({
-        "lists": [{"name": source.name, "url": source.url, "endorser_dn": source.endorser_dn,
-                   "endorser_ca": source.endorser_ca, "project": "vo-demo"}],
-        **{key: str(getattr(site.config, key)) for key in
-           ("ca_path", "state_dir", "cache_dir", "spool_dir", "https_verify")},
-        "clouds_yaml": str(_clouds_yaml_via(demo_cloud, faults, tmp_path / "c.yaml")),
-        "cloud": "fedcloud-demo", "tag": site.tag, "retries": 0,
-    }))  # fmt: skip
+    via_faults = _clouds_yaml_via(demo_cloud, faults, tmp_path / "c.yaml")
+    config_file = _config_file(site, tmp_path, clouds_yaml=str(via_faults))
     faults.fail_upload = 503
     backend = subprocess.Popen(
         [str(Path(sys.executable).parent / "cloudkeeper-os"), "--config", str(config_file),

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fedcloud_accounting import casoconf, config
 from fedcloud_accounting.watermark import Watermark
+from fedcloud_common.faults import explain_text
 from fedcloud_common.settings.accounting import ExtractSettings
 from fedcloud_common.summary import format_summary
 
@@ -121,7 +122,10 @@ class ExtractJob:
             "watermark": (end if not problems else start).isoformat(),
         }
         if problems:
-            reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            # A fault we know (cloud unreachable, refused password...) says most.
+            known = [found for p in problems if (found := explain_text(p))]
+            first = known[0] if known else problems[0]
+            reason = first + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
         elif verdict.no_vo:
             reason = (
                 f"no VO ({self.config.vo_property} property) for project(s) "
