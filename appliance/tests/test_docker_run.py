@@ -165,3 +165,19 @@ def test_exited_job_containers_of_this_project_are_reaped_others_kept(client):
     finally:
         for container in made[1:]:
             container.remove(force=True)
+
+
+def test_a_jobs_anonymous_volumes_go_with_its_container(client, tmp_path):
+    """An image's VOLUME the job does not mount must not leave a volume per run."""
+    image, _ = client.images.build(
+        fileobj=__import__("io").BytesIO(f"FROM {IMAGE}\nVOLUME /scratch\n".encode()),
+        tag="fedcloud-test/with-volume:1",
+        rm=True,
+    )
+    try:
+        before = {v.id for v in client.volumes.list()}
+        record = run(client, spec("echo 'runner-test ok duration=0.0s'", image=image.id))
+        assert record.outcome == "ok", record.output
+        assert {v.id for v in client.volumes.list()} == before
+    finally:
+        client.images.remove(image.id, force=True)

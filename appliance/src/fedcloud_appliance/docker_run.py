@@ -3,7 +3,9 @@
 The container is labelled (so operators and ``appliance status`` can find
 it, and a restarted supervisor can re-attach to the runs it started),
 limited in memory and CPU, killed at the job's timeout, and removed once
-its output is captured. Secrets reach it only as mounted files: the
+its output is captured, with the anonymous volumes its image declares
+for paths the job does not mount (one per run would pile up for years).
+Secrets reach it only as mounted files: the
 environment, which ``docker inspect`` shows to anyone with the socket,
 carries no secret.
 """
@@ -107,7 +109,7 @@ class DockerRunner:
         try:
             container.start()
         except docker.errors.APIError as error:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
             return record.finish(None, "", reason=f"could not start container: {error.explanation}")
         record.container = container.name
         LOG.info("job %s: started container %s", spec.name, container.name)
@@ -145,7 +147,7 @@ class DockerRunner:
             if container.labels.get(STARTED_LABEL) in (keep or set()):
                 continue
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
                 removed += 1
             except docker.errors.APIError as error:
                 LOG.warning("could not remove finished job container %s: %s", container.name, error)
@@ -166,7 +168,7 @@ class DockerRunner:
             reason = f"timed out after {spec.timeout}; container killed"
         output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
         try:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         except docker.errors.APIError as error:  # leave it for the operator, but say so
             LOG.warning("job %s: could not remove %s: %s", spec.name, container.name, error)
         return record.finish(exit_code, output, reason=reason)  # finish caps it

@@ -176,7 +176,7 @@ class SwarmRunner:
             ):
                 continue
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
                 removed += 1
             except docker.errors.APIError as error:
                 LOG.warning("could not remove finished job container %s: %s", container.name, error)
@@ -246,7 +246,7 @@ class SwarmRunner:
         container = ((task or {}).get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
         if container:
             try:
-                self.client.containers.get(container).remove(force=True)
+                self.client.containers.get(container).remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass  # on another node, or already gone
             except docker.errors.APIError as error:
