@@ -19,10 +19,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fedcloud_common.errors import ConfigError
+
 EXAMPLE = '{"fedcloud.egi.eu": {"tenant": "<project>"}}'
 
 
-class VoMapError(ValueError):
+class VoMapError(ConfigError):
+    """Every problem of the VO map at once (one per line)."""
+
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
