@@ -41,6 +41,16 @@ def run_labels(spec: JobSpec, record: Execution) -> list[str]:
     ]
 
 
+def remove_finished(container: Container) -> bool:
+    """Remove a finished job container and its anonymous volumes; whether it went."""
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.APIError as error:  # leave it for the operator, but say so
+        LOG.warning("could not remove finished job container %s: %s", container.name, error)
+        return False
+    return True
+
+
 def time_left(spec: JobSpec, record: Execution) -> float:
     """What remains of the job's timeout since the run started (at least a second)."""
     elapsed = (datetime.datetime.now(datetime.UTC) - record.started).total_seconds()
@@ -146,11 +156,7 @@ class DockerRunner:
         ):
             if container.labels.get(STARTED_LABEL) in (keep or set()):
                 continue
-            try:
-                container.remove(force=True, v=True)
-                removed += 1
-            except docker.errors.APIError as error:
-                LOG.warning("could not remove finished job container %s: %s", container.name, error)
+            removed += remove_finished(container)
         return removed
 
     def _follow(

@@ -37,6 +37,7 @@ from fedcloud_appliance.docker_run import (
     STARTED_LABEL,
     TMP_SIZE,
     labels,
+    remove_finished,
     run_labels,
     time_left,
 )
@@ -175,11 +176,7 @@ class SwarmRunner:
                 or container.labels.get(STARTED_LABEL) in keep
             ):
                 continue
-            try:
-                container.remove(force=True, v=True)
-                removed += 1
-            except docker.errors.APIError as error:
-                LOG.warning("could not remove finished job container %s: %s", container.name, error)
+            removed += remove_finished(container)
         return removed
 
     def _follow(
