@@ -19,6 +19,7 @@ from fedcloud_common.settings.cloudkeeper import (
     ListName,
     ParallelDownloads,
     Retries,
+    list_names_problem,
 )
 
 
@@ -106,14 +107,8 @@ class Images(Section):
     @model_validator(mode="after")
     def _lists_are_named_once_and_trusted(self) -> Images:
         names = [image_list.name for image_list in self.lists]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"image list names must be unique; repeated: {duplicates}")
-        if self.vmcatcher_list in names:
-            raise ValueError(
-                f"vmcatcher_list {self.vmcatcher_list!r} is also the name of a list: syncing "
-                "that list would retire vmcatcher's images; choose another name"
-            )
+        if problem := list_names_problem(names, self.vmcatcher_list):
+            raise ValueError(problem)
         if self.endorser is None:
             unsigned = [lst.name for lst in self.lists if lst.endorser is None]
             if self.lists_file is not None:

@@ -144,13 +144,19 @@ class CloudkeeperSettings(Model):
 
     @model_validator(mode="after")
     def _lists_are_named_once(self) -> CloudkeeperSettings:
-        names = [source.name for source in self.lists]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"two lists have the same name: {', '.join(repeated)}")
-        if self.vmcatcher_list in names:
-            raise ValueError(
-                f"vmcatcher_list {self.vmcatcher_list!r} is also a configured list's name; "
-                "the list's syncs would retire vmcatcher's images"
-            )
+        if problem := list_names_problem([s.name for s in self.lists], self.vmcatcher_list):
+            raise ValueError(problem)
         return self
+
+
+def list_names_problem(names: list[str], vmcatcher_list: str) -> str | None:
+    """What is wrong with these list names (appliance.yaml's and the settings' check)."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return f"two lists have the same name: {', '.join(repeated)}; give each its own"
+    if vmcatcher_list in names:
+        return (
+            f"vmcatcher_list {vmcatcher_list!r} is also the name of a list: syncing that "
+            "list would retire vmcatcher's images; choose another name"
+        )
+    return None
