@@ -25,7 +25,7 @@ from fedcloud_bdii import config as bdii_config
 from fedcloud_bdii.convert import Converter, Entries
 from fedcloud_bdii.domain import site_entries
 from fedcloud_bdii.errors import ProviderRunError
-from fedcloud_bdii.publish import LdapSource, ProviderSource, Publisher
+from fedcloud_bdii.publish import LdapSource, ProviderSource, Publisher, Wanted
 from fedcloud_bdii.schema import Schema
 from fedcloud_bdii.slapd import Slapd, SlapdLayout, connect_updater
 from fedcloud_bdii.updater import Updater
@@ -42,7 +42,7 @@ def layout_for(config: BdiiSettings) -> SlapdLayout:
 
 def build_publisher(config: BdiiSettings, role: str) -> Publisher:
     """The resource (provider) or site (aggregating) publisher for this config."""
-    source: Callable[[], Entries]
+    source: Callable[[], Wanted | Entries]
     if role == "resource":
         source = provider_source(config)
     else:
@@ -54,7 +54,7 @@ def build_publisher(config: BdiiSettings, role: str) -> Publisher:
     return Publisher(f"bdii-{'publish' if role == 'resource' else 'site'}", source, updater, status)
 
 
-def provider_source(config: BdiiSettings) -> Callable[[], Entries]:
+def provider_source(config: BdiiSettings) -> Callable[[], Wanted]:
     """cloud-info-provider, prepared afresh each cycle.
 
     Credentials and project ids are looked up per cycle, not at start: a
@@ -64,7 +64,7 @@ def provider_source(config: BdiiSettings) -> Callable[[], Entries]:
     site_yaml = config.state_dir / "cloud-info-provider.yaml"
     site_yaml.parent.mkdir(parents=True, exist_ok=True)
 
-    def collect() -> Entries:
+    def collect() -> Wanted:
         env: dict[str, str] | None = None
         project_ids: dict[str, str] = {}
         if config.provider_environment:

@@ -201,11 +201,7 @@ class Converter:
                 raise ProviderOutputError(
                     problem=f"{kind_name} {ident}: association {target} is not a list of IDs"
                 )
-            target = ASSOCIATION_ALIASES.get(target, target)
-            candidates = [f"{target}ForeignKey"]
-            if target.startswith("CloudComputing"):
-                candidates.append(f"{target.removeprefix('CloudComputing')}ForeignKey")
-            name = next((n for c in candidates if (n := self._attribute_for(kind_name, c))), None)
+            name = self._foreign_key_for(kind_name, target)
             if name is None:
                 raise ProviderOutputError(
                     problem=f"{kind_name} {ident}: no foreign key for association {target}"
@@ -214,6 +210,19 @@ class Converter:
             if unique:
                 keys[name] = unique
         return keys
+
+    def _foreign_key_for(self, kind_name: str, target: str) -> str | None:
+        """The foreign-key attribute of an association (cached: the same few per kind)."""
+        cache_key = (kind_name, "\0" + target)
+        if cache_key not in self._names:
+            target = ASSOCIATION_ALIASES.get(target, target)
+            candidates = [f"{target}ForeignKey"]
+            if target.startswith("CloudComputing"):
+                candidates.append(f"{target.removeprefix('CloudComputing')}ForeignKey")
+            self._names[cache_key] = next(
+                (n for c in candidates if (n := self._attribute_for(kind_name, c))), None
+            )
+        return self._names[cache_key]
 
     def _attribute_for(self, kind_name: str, key: str) -> str | None:
         """The most specific ``GLUE2<class><key>`` attribute of this kind, if any."""
@@ -246,6 +255,8 @@ class Converter:
 
 def _encode(key: str, value: object) -> list[bytes]:
     """JSON value -> LDAP values (lists are multi-valued, dicts key=value)."""
+    if type(value) is str:  # the common case first: most fields are strings
+        return [value.encode()] if value else []
     if value is None or value == "" or value == [] or value == {}:
         return []
     if key == "OtherInfo" and isinstance(value, dict):

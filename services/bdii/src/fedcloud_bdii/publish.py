@@ -17,6 +17,7 @@ Sources:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import subprocess
@@ -42,6 +43,27 @@ EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 2
 
 
 @dataclass
+class Wanted:
+    """What a source collected: entries built on demand, and what they were built from.
+
+    ``fingerprint`` names the input (None: unknown, never skipped); the
+    Updater builds the entries only when it differs from the last applied.
+    """
+
+    build: Callable[[], Entries]
+    fingerprint: str | None = None
+    document: bytes | None = None  # the provider's GLUE 2.1 JSON, as printed
+
+
+def fingerprint(*parts: bytes) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+@dataclass
 class ProviderSource:
     """Runs the provider command and converts its JSON."""
 
@@ -50,7 +72,7 @@ class ProviderSource:
     timeout: float = 600.0
     env: dict[str, str] | None = None
 
-    def __call__(self) -> Entries:
+    def __call__(self) -> Wanted:
         try:
             done = subprocess.run(
                 self.command, capture_output=True, timeout=self.timeout, env=self.env
@@ -62,7 +84,12 @@ class ProviderSource:
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise ProviderRunError(problem=f"exit status {done.returncode}: {' | '.join(tail)}")
-        return self.converter.convert_text(done.stdout)
+        document = done.stdout
+        return Wanted(
+            build=lambda: self.converter.convert_text(document),
+            fingerprint=fingerprint(self.converter.site.encode(), document),
+            document=document,
+        )
 
 
 @dataclass
@@ -114,6 +141,10 @@ class LdapSource:
             conn.unbind_s()
 
 
+def _given(entries: Entries) -> Callable[[], Entries]:
+    return lambda: entries
+
+
 def _union(into: dict[str, list[bytes]], attrs: dict[str, list[bytes]]) -> None:
     for name, values in attrs.items():
         merged = into.setdefault(name, [])
@@ -125,7 +156,7 @@ class Publisher:
     """collect -> apply -> report, for one BDII (``job`` names it in logs)."""
 
     job: str
-    source: Callable[[], Entries]
+    source: Callable[[], Wanted | Entries]
     updater: Updater
     status_path: Path
     clock: Callable[[], float] = time.time
@@ -148,7 +179,9 @@ class Publisher:
     def _run_locked(self, started: float) -> int:
         try:
             wanted = self.source()
-            stats = self.updater.apply(wanted)
+            if not isinstance(wanted, Wanted):
+                wanted = Wanted(build=_given(wanted))
+            stats = self.updater.apply_if_changed(wanted.fingerprint, wanted.build)
         except (FedcloudError, ldap.LDAPError) as exc:  # e.g. a VO's project not found
             return self._report("failed", {}, _reason(exc), started)
         outcome = "ok" if stats.failed == 0 else "partial"

@@ -378,8 +378,15 @@ class Schema:
         self._rule_cache[ocs] = self.allowed(list(ocs))
         return self._rule_cache[ocs]
 
-    def validate(self, dn: str, attrs: dict[str, list[bytes]]) -> None:
-        """Raise SchemaViolationError unless slapd would accept this entry as is."""
+    def validate(
+        self, dn: str, attrs: dict[str, list[bytes]], changed: set[str] | None = None
+    ) -> None:
+        """Raise SchemaViolationError unless slapd would accept this entry as is.
+
+        ``changed`` (lower-case names): the entry is a modified copy of one
+        slapd accepted, so only these attributes' values need checking; the
+        classes and which attributes are present are always checked.
+        """
         ocs = tuple(v.decode() for v in attrs.get("objectClass", []))
         try:
             must, may = self._rules(ocs)
@@ -391,7 +398,7 @@ class Schema:
         if extra := present - may:
             raise SchemaViolationError(f"{dn}: attributes not allowed by {ocs}: {sorted(extra)}")
         for name, values in attrs.items():
-            if name == "objectClass":
+            if name == "objectClass" or (changed is not None and name.lower() not in changed):
                 continue
             attr = self.attributes[name.lower()]
             if not values or any(v == b"" for v in values):

@@ -9,6 +9,16 @@ first), modify (only changed attributes) and delete (children first). An
 entry that vanished from the wanted set is deleted only after it has been
 missing for ``delete_delay`` seconds; until then it is "delayed". The pending
 deletions live in a small JSON file so the delay survives restarts.
+
+A cycle whose input is byte-identical to the last applied one
+(``apply_if_changed`` with the same fingerprint) is skipped before any
+conversion: profiling showed a no-change cycle spent ~90 % of its time
+turning the provider's JSON into entries only to find them all equal. It is
+skipped only while slapd still holds exactly what this updater last wrote
+(the generation stamp on the suffix, see ``_tree``) and nothing becomes due
+(a deferred CreationTime or a delayed deletion), so a skip never hides work.
+Writes are pipelined (many requests in flight, one level of the tree at a
+time), which is what makes an all-modified cycle cheaper than a reload.
 """
 
 from __future__ import annotations
@@ -18,8 +28,8 @@ import json
 import logging
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +78,7 @@ class UpdateStats:
     unchanged: int = 0
     deferred: int = 0  # only a newer CreationTime, not yet due (see _only_fresh_timestamp)
     failed: int = 0
+    skipped: int = 0  # 1: the input was unchanged, nothing was converted or read
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -88,6 +99,10 @@ class Updater:
         self.conn = conn
         self.schema = schema or Schema()
         self._cache: tuple[bytes, dict[str, tuple[str, Entry]]] | None = None
+        # What the last fully applied cycle was made from, and until when it
+        # needs no further work: (fingerprint, generation stamp, quiet until, stats).
+        self._settled: tuple[str, bytes, float, UpdateStats] | None = None
+        self._quiet_until = float("inf")
         self.suffix = suffix
         self.delete_delay = delete_delay
         self.pending_path = state_dir / "pending-deletes.json"
@@ -110,6 +125,39 @@ class Updater:
         suffix = normalize_dn(self.suffix)
         return {dn: attrs for dn, attrs in found if normalize_dn(dn) != suffix}
 
+    def apply_if_changed(
+        self, fingerprint: str | None, build: Callable[[], Entries]
+    ) -> UpdateStats:
+        """``apply(build())``, unless ``fingerprint`` is what the tree already holds.
+
+        ``fingerprint`` identifies the input (a hash of the provider's JSON,
+        or of what the resource BDIIs returned); None never skips.
+        """
+        if fingerprint is not None and (skipped := self._skip(fingerprint)) is not None:
+            return skipped
+        stats = self.apply(build())
+        if fingerprint is not None and self._cache is not None:
+            self._settled = (fingerprint, self._cache[0], self._quiet_until, stats)
+        return stats
+
+    def _skip(self, fingerprint: str) -> UpdateStats | None:
+        if self._settled is None:
+            return None
+        last, stamp, quiet_until, stats = self._settled
+        if last != fingerprint or self.clock() >= quiet_until:
+            return None
+        found = self.conn.search_s(self.suffix, ldap.SCOPE_BASE, attrlist=["description"])
+        if not found or found[0][1].get("description") != [stamp]:
+            return None
+        unchanged = stats.entries - stats.deferred
+        return UpdateStats(
+            entries=stats.entries,
+            unchanged=unchanged,
+            deferred=stats.deferred,
+            delayed=stats.delayed,
+            skipped=1,
+        )
+
     def apply(self, wanted: Entries) -> UpdateStats:
         """Make the tree equal ``wanted``; nothing is written if any change is invalid.
 
@@ -120,6 +168,8 @@ class Updater:
         4. write: adds parents first, modifies, then due deletions children first.
         """
         stats = UpdateStats(entries=len(wanted))
+        self._settled = None
+        self._quiet_until = float("inf")
         have = self._tree()
         want = {normalize_dn(dn): (dn, attrs) for dn, attrs in wanted.items()}
         adds = sorted(want.keys() - have.keys(), key=_depth)
@@ -127,31 +177,37 @@ class Updater:
         for key in want.keys() & have.keys():
             old, new = have[key][1], want[key][1]
             changes = [] if old == new else _modlist(old, new)
-            if changes and self._only_fresh_timestamp(old, changes):
+            due = self._fresh_timestamp_due(old, changes) if changes else None
+            if due is not None:
                 deferred.add(key)
+                self._quiet_until = min(self._quiet_until, due)
             elif changes:
                 mods.append((key, changes))
             else:
                 stats.unchanged += 1
         stats.deferred = len(deferred)
-        for key in [*adds, *(key for key, _ in mods)]:
-            try:
+        try:
+            for key in adds:
                 self.schema.validate(*want[key])
-            except SchemaViolationError as exc:
-                raise ProviderOutputError(problem=str(exc)) from exc
+            for key, changes in mods:
+                names = {name.lower() for _, name, _ in changes}
+                self.schema.validate(*want[key], changed=names)
+        except SchemaViolationError as exc:
+            raise ProviderOutputError(problem=str(exc)) from exc
 
         self._cache = None  # the tree is changing: trust only a fresh read
-        for key in adds:
-            dn, attrs = want[key]
-            if self._try("add", dn, self.conn.add_s, dn, list(attrs.items())):
-                stats.added += 1
-            else:
-                stats.failed += 1
-        for key, changes in mods:
-            if self._try("modify", want[key][0], self.conn.modify_s, have[key][0], changes):
-                stats.modified += 1
-            else:
-                stats.failed += 1
+        for level in _levels(adds):
+            done, failed = self._pipelined(
+                "add",
+                ((want[key][0], self.conn.add_ext, list(want[key][1].items())) for key in level),
+            )
+            stats.added += done
+            stats.failed += failed
+        done, failed = self._pipelined(
+            "modify", ((have[key][0], self.conn.modify_ext, changes) for key, changes in mods)
+        )
+        stats.modified += done
+        stats.failed += failed
         deleted = self._delete_vanished(have, want, stats)
         if stats.failed == 0:
             tree = {key: have[key] for key in have.keys() - want.keys() - deleted}
@@ -160,8 +216,9 @@ class Updater:
             self._remember(tree)
         return stats
 
-    def _only_fresh_timestamp(self, old: Entry, changes: list) -> bool:
-        """True when only GLUE2EntityCreationTime changed and the published one is fresh.
+    def _fresh_timestamp_due(self, old: Entry, changes: list) -> float | None:
+        """When only GLUE2EntityCreationTime changed and the published one is fresh:
+        the time it becomes due; otherwise None (write the change now).
 
         cloud-info-provider stamps every object with the time of the run, so
         without this every cycle rewrites every entry. The new time is
@@ -169,16 +226,17 @@ class Updater:
         for cloud-info-provider's 12 h), so consumers never see expired data.
         """
         if any(name.lower() != "glue2entitycreationtime" for _, name, _ in changes):
-            return False
+            return None
         lowered = {name.lower(): values for name, values in old.items()}
         try:
             published = datetime.fromisoformat(lowered["glue2entitycreationtime"][0].decode())
             validity = float(lowered.get("glue2entityvalidity", [b"0"])[0])
         except (KeyError, IndexError, ValueError):
-            return False
+            return None
         if published.tzinfo is None:
             published = published.replace(tzinfo=UTC)
-        return self.clock() - published.timestamp() < validity / 2
+        due = published.timestamp() + validity / 2
+        return due if self.clock() < due else None
 
     def _tree(self) -> dict[str, tuple[str, Entry]]:
         """The tree by normalized DN: the last cycle's view if slapd still holds it.
@@ -216,6 +274,8 @@ class Updater:
             since = pending.setdefault(key, now)
             if now - since >= self.delete_delay:
                 due.append(key)
+            else:
+                self._quiet_until = min(self._quiet_until, since + self.delete_delay)
         deleted: set[str] = set()
         # Deepest first; an entry that still has children (wanted, delayed or
         # not deletable) waits for a later cycle.
@@ -231,9 +291,44 @@ class Updater:
                 children[_parent(key)] -= 1
             else:
                 stats.failed += 1
+        if due and len(deleted) < len(due):
+            self._quiet_until = now  # parents left for the next cycle: do not skip it
         stats.delayed = len(pending)
         self._save_pending(pending)
         return deleted
+
+    def _pipelined(
+        self, verb: str, requests: Iterable[tuple[str, Callable[..., int], object]]
+    ) -> tuple[int, int]:
+        """Send (dn, async call, argument) requests with up to WINDOW in flight.
+
+        One synchronous request at a time spends most of its time waiting for
+        the round trip; slapd answers pipelined requests as fast as it writes.
+        Callers pass only independent requests (one tree level of adds).
+        Returns (done, failed).
+        """
+        done = failed = 0
+        waiting: deque[tuple[int, str]] = deque()
+
+        def collect() -> None:
+            nonlocal done, failed
+            msgid, dn = waiting.popleft()
+            if self._try(verb, dn, self.conn.result3, msgid):
+                done += 1
+            else:
+                failed += 1
+
+        for dn, call, argument in requests:
+            try:
+                waiting.append((call(dn, argument), dn))
+            except ldap.LDAPError as exc:  # not even sent (e.g. the connection broke)
+                LOG.error("%s %s failed: %s", verb, dn, exc)
+                failed += 1
+            if len(waiting) >= WINDOW:
+                collect()
+        while waiting:
+            collect()
+        return done, failed
 
     def _try(self, verb: str, dn: str, call: Callable, *args: object) -> bool:
         try:
@@ -254,6 +349,24 @@ class Updater:
 
     def _save_pending(self, pending: dict[str, float]) -> None:
         write_json(self.pending_path, pending)
+
+
+# Requests in flight at once: enough to hide the round trip, few enough that
+# one failing level does not queue thousands of doomed requests.
+WINDOW = 64
+
+
+def _levels(keys: list[str]) -> list[list[str]]:
+    """Keys sorted by depth, grouped by depth: a level's parents exist before it is sent."""
+    levels: list[list[str]] = []
+    last = -1
+    for key in keys:
+        depth = _depth(key)
+        if depth != last:
+            levels.append([])
+            last = depth
+        levels[-1].append(key)
+    return levels
 
 
 def _modlist(old: Entry, new: Entry) -> list[tuple[int, str, list[bytes] | None]]:
