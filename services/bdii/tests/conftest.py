@@ -44,6 +44,7 @@ def start_slapd(open_tmp: Path) -> Iterator:
         started.append(server)
         return layout
 
+    start.servers = started  # type: ignore[attr-defined]  # a test may stop one
     yield start
     for server in started:
         server.stop()

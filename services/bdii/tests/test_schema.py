@@ -92,3 +92,9 @@ def test_slaptest_converts_the_schema_to_cn_config(tmp_path):
     subprocess.run(["slaptest", "-Q", "-f", str(conf), "-F", str(tmp_path / "slapd.d")], check=True)
     converted = "".join(p.read_text() for p in (tmp_path / "slapd.d").rglob("*glue21*.ldif"))
     assert "GLUE2CloudComputingInstanceType" in converted
+
+
+def test_the_shipped_infosys_schema_is_the_rendered_one():
+    from fedcloud_bdii import infosys
+
+    assert infosys.schema_path().read_text() == infosys.render_schema()

@@ -9,10 +9,18 @@ import subprocess
 from fedcloud_bdii import synthetic
 from fedcloud_bdii.convert import Converter
 from fedcloud_bdii.domain import site_entries
-from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, LdapSource, Publisher
+from fedcloud_bdii.publish import EXIT_OK, EXIT_PARTIAL, LdapSource, Publisher
 from fedcloud_bdii.slapd import connect_updater
 from fedcloud_bdii.updater import Updater
 from fedcloud_common.settings.bdii import AdminDomain, BdiiSettings, PublicAddress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def load_resource(layout, tmp_path, name, doc, site="TEST-SITE"):
@@ -97,7 +105,8 @@ def test_an_unreachable_resource_bdii_keeps_the_site_data_and_is_reported(
     job.run()
     before = ldapsearch(site.ldap_uri)
     job.source.urls = [resource.ldap_uri, "ldap://127.0.0.1:1"]
-    assert job.run() == EXIT_FAILED
+    # The reachable one still publishes; the cycle is partial and names the other.
+    assert job.run() == EXIT_PARTIAL
     assert ldapsearch(site.ldap_uri) == before
     assert "ldap://127.0.0.1:1" in json.loads((tmp_path / "site.json").read_text())["error"]
 
@@ -216,3 +225,88 @@ def test_the_site_bdii_waits_for_a_resource_bdii_that_starts_after_it(open_tmp):
         server.stop()
     nobody = f"ldap://127.0.0.1:{ports.free_port(range(41600, 41700))}"
     assert not wait_for_sources([nobody], threading.Event(), timeout_s=1)
+
+
+def infosys_entries(search, uri: str) -> dict[str, dict[str, str]]:
+    """o=infosys as an operator reads it: ``ldapsearch -b o=infosys``."""
+    out = subprocess.run(
+        ["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", uri, "-b", "o=infosys"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    entries = {}
+    for block in out.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        entries[lines.pop("dn")] = lines
+    return entries
+
+
+def test_an_unreachable_resource_bdii_among_two_is_served_stale_while_the_other_updates(
+    start_slapd, tmp_path, ldapsearch
+):
+    """Per-source cache: the down one keeps its data (marked stale) for its validity."""
+    first, second, site = start_slapd("r1"), start_slapd("r2"), start_slapd("site")
+    load_resource(first, tmp_path, "r1", synthetic.document(flavors=2))
+    load_resource(second, tmp_path, "r2", second_cloud())
+    clock = Clock()
+    updater = Updater(connect_updater(site), tmp_path / "site", delete_delay=0, clock=clock)
+    source = LdapSource(
+        [first.ldap_uri, second.ldap_uri], "TEST-SITE", cache_dir=tmp_path / "cache", clock=clock
+    )
+    job = Publisher("bdii-site", source, updater, tmp_path / "site.json", clock=clock,
+                    hostname="site-bdii.example.org")  # fmt: skip
+    assert job.run() == EXIT_OK
+
+    # The second resource BDII goes down; the first changes a flavor.
+    next(s for s in start_slapd.servers if s.layout == second).stop()
+    load_resource(first, tmp_path, "r1", synthetic.document(flavors=2, flavor_ram={0: 4096}))
+    clock.now += 3600
+    # A restarted site BDII (new source object) still has the cache, on disk.
+    job.source = LdapSource(
+        [first.ldap_uri, second.ldap_uri], "TEST-SITE", cache_dir=tmp_path / "cache", clock=clock
+    )
+    assert job.run() == EXIT_PARTIAL
+    status = json.loads((tmp_path / "site.json").read_text())
+    assert second.ldap_uri in status["error"] and "stale" in status["error"]
+    assert [s["state"] for s in status["sources"]] == ["ok", "stale"]
+    assert "GLUE2CloudComputingInstanceTypeRAM: 4096" in ldapsearch(
+        site.ldap_uri, "(GLUE2CloudComputingInstanceTypeID=flavor-0)"
+    )
+    region2 = ldapsearch(site.ldap_uri, "(GLUE2EndpointURL=https://region2.example.org:5000/v3)")
+    assert "GLUE2EndpointHealthState: unknown" in region2
+    assert f"GLUE2EndpointHealthStateInfo: stale: {second.ldap_uri} unreachable" in region2
+    stats = infosys_entries(ldapsearch, site.ldap_uri)
+    base = "Hostname=site-bdii.example.org,o=infosys"
+    assert stats[base]["objectClass"] == "UpdateStats"
+    assert stats[base]["ModifiedEntries"] == "2"  # the flavor, the stale endpoint
+    assert stats[f"SourceURL={second.ldap_uri},{base}"]["SourceState"] == "stale"
+    assert stats[f"SourceURL={first.ldap_uri},{base}"]["SourceState"] == "ok"
+
+    # Past the data's validity (12 h), its entries leave the site BDII.
+    clock.now += 43200
+    assert job.run() == EXIT_PARTIAL
+    assert "region2" not in ldapsearch(site.ldap_uri, "(objectClass=*)", "1.1")
+    assert "cloud.example.org" in ldapsearch(site.ldap_uri, "(objectClass=*)", "1.1")
+    stats = infosys_entries(ldapsearch, site.ldap_uri)
+    assert stats[f"SourceURL={second.ldap_uri},{base}"]["SourceState"] == "expired"
+    assert int(stats[base]["DeletedEntries"]) > 0
+
+
+def test_o_infosys_holds_the_update_statistics_bdii_operators_read(
+    start_slapd, tmp_path, ldapsearch
+):
+    resource, site = start_slapd("r1"), start_slapd("site")
+    load_resource(resource, tmp_path, "r1", synthetic.document(vos=2, images_per_vo=3))
+    job = site_job(site, tmp_path, [resource.ldap_uri])
+    job.hostname = "site-bdii.example.org"
+    assert job.run() == EXIT_OK
+    total = json.loads((tmp_path / "site.json").read_text())["stats"]["entries"]
+    stats = infosys_entries(ldapsearch, site.ldap_uri)["Hostname=site-bdii.example.org,o=infosys"]
+    assert stats["TotalEntries"] == stats["NewEntries"] == str(total)
+    for name in ("ModifiedEntries", "DeletedEntries", "FailedAdds", "FailedModifies"):
+        assert stats[name] == "0"
+    for name in ("UpdateTime", "DBUpdateTime", "ProvidersTime", "ReadTime", "QueryTime"):
+        assert stats[name].isdigit()
+    load_resource(resource, tmp_path, "r1", synthetic.document(vos=1, images_per_vo=3))
+    assert job.run() == EXIT_OK
+    stats = infosys_entries(ldapsearch, site.ldap_uri)["Hostname=site-bdii.example.org,o=infosys"]
+    assert stats["NewEntries"] == "0" and stats["DeletedEntries"] == "5"

@@ -46,12 +46,20 @@ def build_publisher(config: BdiiSettings, role: str) -> Publisher:
     if role == "resource":
         source = provider_source(config)
     else:
-        source = LdapSource(config.resource_urls, config.site, own=site_entries(config))
+        source = LdapSource(
+            config.resource_urls,
+            config.site,
+            own=site_entries(config),
+            cache_dir=config.state_dir / "sources",
+        )
     updater = Updater(
         connect_updater(layout_for(config)), config.state_dir / "updater", config.delete_delay
     )
     status = config.state_dir / "status.json"
-    return Publisher(f"bdii-{'publish' if role == 'resource' else 'site'}", source, updater, status)
+    job = f"bdii-{'publish' if role == 'resource' else 'site'}"
+    if config.public_address:  # the name operators know it by, in o=infosys
+        return Publisher(job, source, updater, status, hostname=config.public_address.host)
+    return Publisher(job, source, updater, status)
 
 
 def provider_source(config: BdiiSettings) -> Callable[[], Wanted]:

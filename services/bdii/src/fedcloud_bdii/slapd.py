@@ -4,6 +4,8 @@ One layout serves both roles (resource and site BDII):
 
 - ``o=glue`` in an mdb database with ``maxsize`` set: the default 10 MiB map
   fills at about 8,300 GLUE entries, after which every write fails.
+- ``o=infosys`` in a small second mdb database: the update statistics
+  (infosys.py), written by the same updater identity.
 - Anonymous clients read everything and write nothing (no ACL grants write).
 - Only the updater writes: it binds with SASL EXTERNAL over the ldapi socket,
   and slapd maps the socket peer's uid (the uid slapd runs as) to the rootdn.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import ldap
 
+from fedcloud_bdii import infosys
 from fedcloud_bdii.schema import Schema, schema_path
 
 SUFFIX = "o=glue"
@@ -30,6 +33,8 @@ ROOTDN = "cn=updater,o=glue"
 # 4 GiB of address space (a sparse file: disk use follows the data). 100k
 # cloud entries take about 200 MB.
 DEFAULT_MAXSIZE = 4 * 1024**3
+# A few entries of statistics per BDII.
+INFOSYS_MAXSIZE = 64 * 1024**2
 SLAPD = "/usr/sbin/slapd"
 CORE_SCHEMA = "/etc/ldap/schema/core.schema"
 
@@ -54,6 +59,10 @@ class SlapdLayout:
         return self.root / "db"
 
     @property
+    def infosys_dir(self) -> Path:
+        return self.root / "infosys"
+
+    @property
     def socket(self) -> Path:
         return self.root / "ldapi"
 
@@ -74,6 +83,7 @@ class SlapdLayout:
             [
                 f"include {CORE_SCHEMA}",
                 f"include {schema_path()}",
+                f"include {infosys.schema_path()}",
                 f"pidfile {self.root / 'slapd.pid'}",
                 f"argsfile {self.root / 'slapd.args'}",
                 "modulepath /usr/lib/ldap",
@@ -96,11 +106,22 @@ class SlapdLayout:
                 *(f"index {name} eq" for name in indexed),
                 "access to * by * read",
                 "",
+                "database mdb",
+                f'suffix "{infosys.SUFFIX}"',
+                # The same updater identity writes here (a rootdn need not
+                # lie under its database's suffix).
+                f'rootdn "{ROOTDN}"',
+                f"directory {self.infosys_dir}",
+                f"maxsize {INFOSYS_MAXSIZE}",
+                "dbnosync",
+                "access to * by * read",
+                "",
             ]
         )
 
     def write(self) -> None:
         self.db_dir.mkdir(parents=True, exist_ok=True)
+        self.infosys_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self.render())
 
 

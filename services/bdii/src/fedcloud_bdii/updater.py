@@ -78,6 +78,9 @@ class UpdateStats:
     unchanged: int = 0
     deferred: int = 0  # only a newer CreationTime, not yet due (see _only_fresh_timestamp)
     failed: int = 0
+    failed_adds: int = 0
+    failed_modifies: int = 0
+    failed_deletes: int = 0
     skipped: int = 0  # 1: the input was unchanged, nothing was converted or read
 
     def as_dict(self) -> dict[str, int]:
@@ -103,6 +106,7 @@ class Updater:
         # needs no further work: (fingerprint, generation stamp, quiet until, stats).
         self._settled: tuple[str, bytes, float, UpdateStats] | None = None
         self._quiet_until = float("inf")
+        self.read_s = 0.0
         self.suffix = suffix
         self.delete_delay = delete_delay
         self.pending_path = state_dir / "pending-deletes.json"
@@ -202,13 +206,14 @@ class Updater:
                 ((want[key][0], self.conn.add_ext, list(want[key][1].items())) for key in level),
             )
             stats.added += done
-            stats.failed += failed
+            stats.failed_adds += failed
         done, failed = self._pipelined(
             "modify", ((have[key][0], self.conn.modify_ext, changes) for key, changes in mods)
         )
         stats.modified += done
-        stats.failed += failed
+        stats.failed_modifies = failed
         deleted = self._delete_vanished(have, want, stats)
+        stats.failed = stats.failed_adds + stats.failed_modifies + stats.failed_deletes
         if stats.failed == 0:
             tree = {key: have[key] for key in have.keys() - want.keys() - deleted}
             tree.update(want)
@@ -247,11 +252,15 @@ class Updater:
         unchanged (same database, nothing written since), else it searches.
         """
         self.ensure_suffix()
+        self.read_s = 0.0
         if self._cache is not None:
             found = self.conn.search_s(self.suffix, ldap.SCOPE_BASE, attrlist=["description"])
             if found and found[0][1].get("description") == [self._cache[0]]:
                 return self._cache[1]
-        return {normalize_dn(dn): (dn, attrs) for dn, attrs in self.current().items()}
+        started = time.monotonic()
+        tree = {normalize_dn(dn): (dn, attrs) for dn, attrs in self.current().items()}
+        self.read_s = time.monotonic() - started  # o=infosys ReadTime
+        return tree
 
     def _remember(self, tree: dict[str, tuple[str, Entry]]) -> None:
         stamp = f"fedcloud-bdii generation {uuid.uuid4()}".encode()
@@ -290,7 +299,7 @@ class Updater:
                 pending.pop(key, None)
                 children[_parent(key)] -= 1
             else:
-                stats.failed += 1
+                stats.failed_deletes += 1
         if due and len(deleted) < len(due):
             self._quiet_until = now  # parents left for the next cycle: do not skip it
         stats.delayed = len(pending)
