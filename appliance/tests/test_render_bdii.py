@@ -24,6 +24,7 @@ import pytest
 
 from fedcloud_appliance import loader, render
 from fedcloud_appliance.config import Bdii, Contacts, Site, VoMapping
+from fedcloud_appliance.config.bdii import ObjectStore
 from fedcloud_appliance.jobs import job_specs
 from fedcloud_bdii import config as bdii_config
 from fedcloud_bdii import synthetic
@@ -258,6 +259,69 @@ def test_port_is_the_published_port_not_the_one_slapd_listens_on(rendered):
     assert site.resource_urls == ["ldap://resource-bdii:2170"]
 
 
+def test_object_store_is_where_the_resource_bdii_uploads_its_json(rendered):
+    resource, site = rendered()
+    assert resource.object_store is None
+    resource, site = rendered(bdii="object_store: {container: cloud-info}\n")
+    assert resource.object_store is not None and site.object_store is None
+
+
+def test_object_store_container_is_the_swift_container(rendered):
+    resource, _ = rendered(bdii="object_store: {container: egi-cloud-info}\n")
+    assert resource.object_store is not None
+    assert resource.object_store.container == "egi-cloud-info"
+
+
+def test_object_store_object_name_names_the_object_by_site(rendered, tmp_path):
+    resource, _ = rendered(bdii="object_store: {container: c}\n")
+    assert resource.object_store is not None
+    assert resource.object_store.object_name == "{site}/cloud-info.json"
+    resource, _ = rendered(bdii="object_store: {container: c, object_name: 'glue/{site}.json'}\n")
+    from fedcloud_bdii.cli import object_store
+
+    store = object_store(resource.model_copy(update={"state_dir": tmp_path}), "resource")
+    assert store is not None and store.where == "swift:c/glue/TEST-SITE.json"
+
+
+def test_object_store_storage_url_overrides_the_catalog(rendered):
+    url = "https://swift.egi.test:8080/v1/AUTH_0123"
+    resource, _ = rendered(bdii=f"object_store: {{container: c, storage_url: '{url}'}}\n")
+    assert resource.object_store is not None
+    assert str(resource.object_store.storage_url) == url
+
+
+def test_object_store_openstack_are_the_stores_own_credentials(config_dir, rendered):
+    resource, _ = rendered(bdii="object_store: {container: c}\n")
+    assert resource.object_store is not None and resource.object_store.openstack is None
+    secret = config_dir / "secrets" / "swift-password"
+    secret.write_text("swift-pw\n")
+    secret.chmod(0o600)
+    resource, _ = rendered(
+        bdii=f"""\
+        object_store:
+          container: c
+          openstack:
+            auth_url: https://keystone.store.test:5000/v3
+            username: uploader
+            password_file: {secret}
+            project_name: cloud-info
+        """
+    )
+    store = resource.object_store
+    assert store is not None and store.openstack is not None
+    assert store.openstack.username == "uploader"
+    staged = store.openstack.password_file
+    assert staged is not None and staged.parent == Path(RENDERED_DIR) / "secrets" / "bdii"
+    assert (config_dir / "rendered" / staged.relative_to(RENDERED_DIR)).read_text() == "swift-pw\n"
+
+
+def test_object_store_public_read_can_keep_a_new_container_private(rendered):
+    resource, _ = rendered(bdii="object_store: {container: c}\n")
+    assert resource.object_store is not None and resource.object_store.public_read
+    resource, _ = rendered(bdii="object_store: {container: c, public_read: false}\n")
+    assert resource.object_store is not None and not resource.object_store.public_read
+
+
 def test_every_key_of_the_sections_has_a_test():
     here = sys.modules[__name__]
     tests = [name for name, _ in inspect.getmembers(here, inspect.isfunction)]
@@ -266,6 +330,7 @@ def test_every_key_of_the_sections_has_a_test():
         *(f"site.contacts.{key}" for key in Contacts.model_fields),
         *(f"bdii.{key}" for key in Bdii.model_fields),
         *(f"bdii.vos.{key}" for key in VoMapping.model_fields),
+        *(f"bdii.object_store.{key}" for key in ObjectStore.model_fields),
     ]
     untested = []
     for key in keys:

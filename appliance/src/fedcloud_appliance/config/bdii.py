@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, HttpUrl
 
 from fedcloud_appliance.config.base import Cron, Section
 from fedcloud_common.openstack import Credentials
@@ -17,6 +17,38 @@ class VoMapping(Section):
         description="the VO's Keystone project, by name or id: the BDII publishes it as the "
         "VO's share (a name is looked up among the projects of the appliance's user), and "
         "images of the VO's lists are shared with it"
+    )
+
+
+class ObjectStore(Section):
+    """Swift storage the resource BDII uploads the site's GLUE 2.1 JSON to."""
+
+    container: str = Field(
+        min_length=1,
+        description="the Swift container (EGI: the one cloud-info-api reads; ask EGI "
+        "operations for its name and a project that may write it)",
+    )
+    object_name: str = Field(
+        "{site}/cloud-info.json",
+        min_length=1,
+        description="the object's name; {site} becomes site.name (EGI's layout: "
+        "<site>/cloud-info.json, what cloud-info-api reads)",
+    )
+    storage_url: HttpUrl | None = Field(
+        None,
+        description="the Swift account URL (…/v1/AUTH_<project id>) when it is not the "
+        "object-store endpoint of the credentials' Keystone catalog (e.g. EGI's store "
+        "at another site)",
+    )
+    openstack: Credentials | None = Field(
+        None,
+        description="credentials for the store's Keystone; none: the BDII's own "
+        "(bdii.openstack, else the top-level openstack section)",
+    )
+    public_read: bool = Field(
+        True,
+        description="a container the BDII has to create is made readable and listable by "
+        "anyone, since cloud-info-api reads without credentials",
     )
 
 
@@ -39,6 +71,12 @@ class Bdii(Section):
     delete_delay: datetime.timedelta = Field(
         datetime.timedelta(hours=1),
         description="how long an entry that vanished from the cloud stays published",
+    )
+    object_store: ObjectStore | None = Field(
+        None,
+        description="also upload the GLUE 2.1 JSON the resource BDII publishes (only when "
+        "it changed, atomically) to Swift, where the federation reads it today; none: the "
+        "BDII alone",
     )
     port: Port = Field(
         BDII_PORT,

@@ -15,6 +15,7 @@ from fedcloud_common.settings.bdii import (
     AdminDomain,
     BdiiSettings,
     ContactType,
+    ObjectStoreSettings,
     PublicAddress,
 )
 
@@ -44,6 +45,7 @@ def bdii(config: ApplianceConfig, stage: Stage) -> dict[str, BdiiSettings]:
             openstack=credentials(auth, stage),
             interval=RESOURCE_REFRESH_S,
             provider_environment=provider_environment,
+            object_store=object_store(config, stage),
         ),
         "site": BdiiSettings(
             site=config.site.name,
@@ -55,6 +57,20 @@ def bdii(config: ApplianceConfig, stage: Stage) -> dict[str, BdiiSettings]:
             public_address=PublicAddress(host=config.site.hostname, port=config.bdii.port),
         ),
     }
+
+
+def object_store(config: ApplianceConfig, stage: Stage) -> ObjectStoreSettings | None:
+    """The resource BDII's object store, its credentials' files staged like the BDII's."""
+    store = config.bdii.object_store
+    if store is None:
+        return None
+    return ObjectStoreSettings(
+        container=store.container,
+        object_name=store.object_name,
+        storage_url=store.storage_url,
+        openstack=credentials(store.openstack, stage) if store.openstack else None,
+        public_read=store.public_read,
+    )
 
 
 def admin_domain(site: Site) -> AdminDomain:

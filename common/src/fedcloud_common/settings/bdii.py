@@ -117,6 +117,38 @@ class PublicAddress(Model):
     port: Port = Field(BDII_PORT, description="public port of the site BDII")
 
 
+class ObjectStoreSettings(Model):
+    """Where the resource BDII uploads its GLUE 2.1 JSON (fedcloud_bdii.objectstore)."""
+
+    container: str = Field(
+        min_length=1,
+        description="Swift container the document goes to (EGI's operations use one "
+        "container for every site's document; cloud-info-api lists it)",
+    )
+    object_name: str = Field(
+        "{site}/cloud-info.json",
+        min_length=1,
+        description="object name in the container; {site} is the site's GOCDB name "
+        "(EGI's layout: <site>/cloud-info.json)",
+    )
+    storage_url: HttpUrl | None = Field(
+        None,
+        description="Swift account URL (…/v1/AUTH_<project id>); none: the object-store "
+        "endpoint in the credentials' Keystone catalog",
+    )
+    openstack: Credentials | None = Field(
+        None, description="Keystone credentials for the store; none: the BDII's own"
+    )
+    public_read: bool = Field(
+        True,
+        description="a container the BDII creates is readable and listable by anyone, "
+        "as cloud-info-api reads it without credentials",
+    )
+    retries: int = Field(
+        1, ge=0, le=10, description="python-swiftclient's retries of a failed request"
+    )
+
+
 class BdiiSettings(Model):
     """Everything ``fedcloud-bdii`` reads, in either role."""
 
@@ -167,6 +199,11 @@ class BdiiSettings(Model):
     admin_domain: AdminDomain = Field(
         AdminDomain(),
         description="site BDII: what it publishes about the site (AdminDomain, Location, Contacts)",
+    )
+    object_store: ObjectStoreSettings | None = Field(
+        None,
+        description="resource BDII: also upload the published GLUE 2.1 JSON (with its "
+        "probed health) to Swift, where EGI's cloud-info-api reads it; none: LDAP only",
     )
     public_address: PublicAddress | None = Field(
         None,

@@ -22,9 +22,11 @@ from pathlib import Path
 import ldap
 
 from fedcloud_bdii import config as bdii_config
+from fedcloud_bdii import health as cloud_health
 from fedcloud_bdii.convert import Converter, Entries
 from fedcloud_bdii.domain import site_entries
 from fedcloud_bdii.errors import ProviderRunError
+from fedcloud_bdii.objectstore import SwiftStore
 from fedcloud_bdii.publish import LdapSource, ProviderSource, Publisher, Wanted
 from fedcloud_bdii.schema import Schema
 from fedcloud_bdii.slapd import Slapd, SlapdLayout, connect_updater
@@ -57,9 +59,25 @@ def build_publisher(config: BdiiSettings, role: str) -> Publisher:
     )
     status = config.state_dir / "status.json"
     job = f"bdii-{'publish' if role == 'resource' else 'site'}"
+    publisher = Publisher(job, source, updater, status, store=object_store(config, role))
     if config.public_address:  # the name operators know it by, in o=infosys
-        return Publisher(job, source, updater, status, hostname=config.public_address.host)
-    return Publisher(job, source, updater, status)
+        publisher.hostname = config.public_address.host
+    return publisher
+
+
+def object_store(config: BdiiSettings, role: str) -> SwiftStore | None:
+    """The resource BDII's object store, with its own credentials or the BDII's."""
+    store = config.object_store
+    if role != "resource" or store is None:
+        return None
+    credentials = store.openstack or config.openstack
+    if credentials is None:
+        raise ConfigError(
+            where="object_store.openstack",
+            problem="the object store needs Keystone credentials: give object_store.openstack "
+            "or the BDII's openstack",
+        )
+    return SwiftStore(store, credentials, config.site, config.state_dir)
 
 
 def provider_source(config: BdiiSettings) -> Callable[[], Wanted]:
@@ -84,11 +102,16 @@ def provider_source(config: BdiiSettings) -> Callable[[], Wanted]:
                 raise ProviderRunError(problem=str(exc)) from exc
             project_ids = resolve_projects(config.openstack, list(config.vos.values()))
         site_yaml.write_text(bdii_config.site_yaml(config, project_ids))
+        credentials = config.openstack
         run = ProviderSource(
             bdii_config.provider_command(config, site_yaml),
             Converter(config.site, validate=False),
             config.provider_timeout,
             env,
+            # Without the appliance's credentials there is nothing to probe
+            # with: cloud-info-provider's own HealthState stands.
+            probe=(lambda: cloud_health.probe(credentials)) if credentials else None,
+            last_good=config.state_dir / "provider-last-good.json",
         )
         return run()
 

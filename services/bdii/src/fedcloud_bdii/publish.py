@@ -31,13 +31,15 @@ from pathlib import Path
 import ldap
 import ldap.dn
 
-from fedcloud_bdii import infosys
+from fedcloud_bdii import health, infosys
 from fedcloud_bdii.convert import Converter, Entries, Entry, domain_dn, skeleton
 from fedcloud_bdii.errors import ProviderRunError
+from fedcloud_bdii.health import Health
 from fedcloud_bdii.infosys import SourceStatus
+from fedcloud_bdii.objectstore import SwiftStore, Upload
 from fedcloud_bdii.updater import Updater, UpdateStats, normalize_dn
 from fedcloud_common.errors import FedcloudError
-from fedcloud_common.files import write_json
+from fedcloud_common.files import write_atomically, write_json
 from fedcloud_common.summary import format_summary
 
 LOG = logging.getLogger(__name__)
@@ -55,7 +57,8 @@ class Wanted:
 
     build: Callable[[], Entries]
     fingerprint: str | None = None
-    document: bytes | None = None  # the provider's GLUE 2.1 JSON, as printed
+    # The GLUE 2.1 JSON to publish beside the BDII (the provider's, with health).
+    document: Callable[[], bytes] | None = None
     sources: list[SourceStatus] = field(default_factory=list)  # a site BDII's resource BDIIs
     problems: list[str] = field(default_factory=list)  # what was stale or missing
 
@@ -70,14 +73,45 @@ def fingerprint(*parts: bytes) -> str:
 
 @dataclass
 class ProviderSource:
-    """Runs the provider command and converts its JSON."""
+    """Runs the provider command, probes the cloud's health, converts its JSON.
+
+    ``probe`` (health.py) sets every endpoint's HealthState. If the provider
+    fails while the probe finds the cloud unhealthy (the usual reason), the
+    last good document (``last_good``) is published again with that health,
+    so consumers see the endpoint is down instead of a stale "ok"; the cycle
+    is reported partial, naming the provider's failure.
+    """
 
     command: list[str]
     converter: Converter
     timeout: float = 600.0
     env: dict[str, str] | None = None
+    probe: Callable[[], Health] | None = None
+    last_good: Path | None = None
 
     def __call__(self) -> Wanted:
+        verdict = self.probe() if self.probe else None
+        problems = []
+        try:
+            document = self._run()
+        except ProviderRunError as exc:
+            saved = self._saved()
+            if verdict is None or verdict.state == "ok" or saved is None:
+                raise
+            document = saved
+            problems.append(
+                f"{exc}; the last good data is published with HealthState {verdict.state}"
+            )
+        return Wanted(
+            build=lambda: self._build(document, verdict),
+            fingerprint=fingerprint(
+                self.converter.site.encode(), document, verdict.key() if verdict else b""
+            ),
+            document=lambda: health.on_document(document, verdict) if verdict else document,
+            problems=problems,
+        )
+
+    def _run(self) -> bytes:
         try:
             done = subprocess.run(
                 self.command, capture_output=True, timeout=self.timeout, env=self.env
@@ -89,12 +123,19 @@ class ProviderSource:
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise ProviderRunError(problem=f"exit status {done.returncode}: {' | '.join(tail)}")
-        document = done.stdout
-        return Wanted(
-            build=lambda: self.converter.convert_text(document),
-            fingerprint=fingerprint(self.converter.site.encode(), document),
-            document=document,
-        )
+        return done.stdout
+
+    def _build(self, document: bytes, verdict: Health | None) -> Entries:
+        entries = self.converter.convert_text(document)
+        if self.last_good is not None:  # it converted: good enough to fall back on
+            write_atomically(self.last_good, document)
+        return health.on_entries(entries, verdict) if verdict else entries
+
+    def _saved(self) -> bytes | None:
+        try:
+            return self.last_good.read_bytes() if self.last_good else None
+        except FileNotFoundError:
+            return None
 
 
 @dataclass
@@ -321,6 +362,7 @@ class Publisher:
     status_path: Path
     clock: Callable[[], float] = time.time
     hostname: str = field(default_factory=socket.getfqdn)  # names its o=infosys entry
+    store: SwiftStore | None = None  # where the GLUE 2.1 JSON goes too (objectstore.py)
 
     def run(self) -> int:
         """Run one cycle and return the exit status (0 ok, 1 failed, 2 partial).
@@ -351,10 +393,23 @@ class Publisher:
         problems = list(wanted.problems)
         if stats.failed:
             problems.insert(0, f"{stats.failed} LDAP operations failed")
+        upload = self._upload(wanted, stats)
+        if upload and upload.error:
+            problems.append(f"object store {self.store.where if self.store else ''} not "
+                            f"updated, its last good copy stays: {upload.error}")  # fmt: skip
         problems.extend(self._infosys(stats, timings, started, wanted.sources))
         outcome = "partial" if problems else "ok"
         error = "; ".join(problems) or None
-        return self._report(outcome, stats.as_dict(), error, started, wanted.sources)
+        counts: dict[str, int | str] = dict(stats.as_dict())
+        if upload:
+            counts["upload"] = upload.outcome
+        return self._report(outcome, counts, error, started, wanted.sources, upload)
+
+    def _upload(self, wanted: Wanted, stats: UpdateStats) -> Upload | None:
+        """The JSON to the object store, once the BDII holds it (never a failed cycle's)."""
+        if self.store is None or wanted.document is None or stats.failed:
+            return None
+        return self.store.publish(wanted.fingerprint, wanted.document)
 
     def _collect(self, timings: dict[str, float]) -> Wanted:
         began = time.monotonic()
@@ -402,6 +457,7 @@ class Publisher:
         error: str | None,
         started: float,
         sources: list[SourceStatus] | None = None,
+        upload: Upload | None = None,
     ) -> int:
         duration = time.monotonic() - started
         now = datetime.fromtimestamp(self.clock(), UTC).isoformat()
@@ -420,6 +476,10 @@ class Publisher:
         }
         if sources:
             status["sources"] = [asdict(source) for source in sources]
+        if upload:
+            status["object_store"] = upload.as_dict()
+        elif self.store is not None:  # not tried this cycle: what the last one left
+            status["object_store"] = previous.get("object_store")
         write_json(self.status_path, status)
         # Once, on stdout: the supervisor parses it, and it is the service's log.
         print(format_summary(self.job, outcome, counts, duration, error or ""), flush=True)

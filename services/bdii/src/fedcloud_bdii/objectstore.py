@@ -1,0 +1,154 @@
+"""Publish the GLUE 2.1 JSON to object storage, where the federation reads it.
+
+Since cloud-info-provider 1.0 the federation reads sites' GLUE 2.1 JSON
+from object storage: EGI's operations upload each site's document to a
+Swift container (``rclone copy cloud-info.json remote:<container>/<site>``,
+so the object is ``<site>/cloud-info.json``) and cloud-info-api lists that
+container and reads every object in it. The resource BDII uploads the very
+document it publishes in LDAP (health included) to the same layout:
+
+- only on change: the fingerprint of the publisher's input and the SHA-256
+  of the last uploaded document are kept in ``state_dir/objectstore.json``;
+  the same input is not even rendered again, an identical document is not
+  sent again (no request at all);
+- atomically: the document goes to a temporary object, is checked (Swift's
+  ETag is its MD5), copied server-side to the final name and the temporary
+  object deleted, so readers see the old or the new document, never part;
+- a failure leaves the final object (the last good copy) as it was, and is
+  returned as a one-line reason for the publisher to report; the record
+  is not updated, so the next cycle tries again.
+
+Swift is reached with Keystone credentials (the BDII's own by default),
+through python-swiftclient, on the object-store endpoint of the token's
+catalog unless ``storage_url`` names another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fedcloud_common.files import write_json
+from fedcloud_common.openstack import Credentials
+from fedcloud_common.settings.bdii import ObjectStoreSettings
+
+LOG = logging.getLogger(__name__)
+# Anyone may read and list: cloud-info-api reads the container without credentials.
+PUBLIC_READ = ".r:*,.rlistings"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What one publish did with the document (recorded in status.json)."""
+
+    outcome: str  # uploaded, unchanged, failed
+    url: str
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"outcome": self.outcome, "url": self.url, "error": self.error}
+
+
+class SwiftStore:
+    """The document's home in Swift: ``container/object_name``."""
+
+    def __init__(
+        self,
+        settings: ObjectStoreSettings,
+        credentials: Credentials,
+        site: str,
+        state_dir: Path,
+    ) -> None:
+        self.settings = settings
+        self.credentials = credentials
+        self.object_name = settings.object_name.format(site=site)
+        self.record_path = state_dir / "objectstore.json"
+
+    @property
+    def where(self) -> str:
+        return f"swift:{self.settings.container}/{self.object_name}"
+
+    def publish(self, fingerprint: str | None, render: Callable[[], bytes]) -> Upload:
+        """Upload ``render()`` unless it is what the store already holds."""
+        record = self._record()
+        same_place = record.get("where") == self.where
+        if same_place and fingerprint is not None and record.get("fingerprint") == fingerprint:
+            return Upload("unchanged", record.get("url", self.where))
+        document = render()
+        digest = hashlib.sha256(document).hexdigest()
+        if same_place and record.get("sha256") == digest:
+            self._save(record | {"fingerprint": fingerprint})
+            return Upload("unchanged", record.get("url", self.where))
+        try:
+            url = self._upload(document)
+        except Exception as exc:  # swiftclient, keystoneauth and socket errors alike
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            LOG.error("upload of the GLUE 2.1 JSON to %s failed: %s", self.where, reason)
+            return Upload("failed", record.get("url", self.where), reason)
+        self._save(
+            {
+                "fingerprint": fingerprint,
+                "sha256": digest,
+                "where": self.where,
+                "url": url,
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+        return Upload("uploaded", url)
+
+    def _save(self, record: dict[str, Any]) -> None:
+        write_json(self.record_path, record)
+
+    def _upload(self, document: bytes) -> str:
+        import swiftclient.client  # only the resource BDII with a store needs it
+
+        conn = self._connect(swiftclient.client)
+        container = self.settings.container
+        try:
+            conn.head_container(container)
+        except swiftclient.client.ClientException as exc:
+            if exc.http_status != 404:
+                raise
+            headers = {"X-Container-Read": PUBLIC_READ} if self.settings.public_read else {}
+            conn.put_container(container, headers=headers)
+        temporary = f"{self.object_name}.uploading-{uuid.uuid4().hex}"
+        etag = conn.put_object(
+            container, temporary, document, content_type="application/json",
+            etag=hashlib.md5(document, usedforsecurity=False).hexdigest(),
+        )  # fmt: skip
+        try:
+            conn.copy_object(container, temporary, f"/{container}/{self.object_name}")
+        finally:
+            conn.delete_object(container, temporary)
+        LOG.info("uploaded the GLUE 2.1 JSON to %s (etag %s)", self.where, etag)
+        return f"{conn.url}/{container}/{self.object_name}"
+
+    def _connect(self, client: Any) -> Any:
+        session = self.credentials.connect().session
+        os_options = {
+            "service_type": "object-store",
+            "endpoint_type": "public",
+            "region_name": self.credentials.region,
+        }
+        if self.settings.storage_url:
+            os_options["object_storage_url"] = str(self.settings.storage_url).rstrip("/")
+        return client.Connection(
+            session=session,
+            os_options=os_options,
+            retries=self.settings.retries,
+            timeout=self.credentials.timeout_s,
+        )
+
+    def _record(self) -> dict[str, Any]:
+        try:
+            loaded = json.loads(self.record_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
