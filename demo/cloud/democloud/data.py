@@ -79,6 +79,7 @@ VO_PROJECTS = tuple(p.name for p in PROJECTS if p.vo)
 SERVICE_USERS = (
     User("glance", "glancepass", "service", {"service": ("admin", "service")}),
     User("nova", "novapass", "service", {"service": ("admin", "service")}),
+    User("swift", "swiftpass", "service", {"service": ("admin", "service")}),
 )
 
 USERS = (

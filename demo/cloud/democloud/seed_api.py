@@ -17,6 +17,10 @@ from democloud import data
 PORTS = {"identity": 5000, "image": 9292, "compute": 8774, "network": 9696}
 PATHS = {"compute": "/v2.1"}
 SERVICE_NAMES = {"image": "glance", "compute": "nova", "network": "neutron-standin"}
+# Swift (issue 18): each project's account, as Keystone-backed sites publish it.
+PORTS["object-store"] = 8880
+PATHS["object-store"] = "/v1/AUTH_$(project_id)s"  # Keystone fills it in per token
+SERVICE_NAMES["object-store"] = "swift"
 
 
 def _endpoint_url(service_type: str) -> str:

@@ -13,11 +13,13 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
+import swiftclient.client
 
 from fedcloud_bdii.cli import layout_for
 from fedcloud_bdii.slapd import Slapd
@@ -443,3 +445,168 @@ def test_the_images_run_a_resource_and_a_site_bdii_as_non_root(
             containers,
         )
         assert health, container.name
+
+
+# -- issue 18: the JSON in the demo cloud's Swift, and health from probes --
+
+
+@pytest.fixture
+def probed_bdii(workdir, demo_cloud, cloud_objects, gocdb, free_port):
+    """A resource BDII with the appliance's credentials (so it probes) and a Swift store."""
+    container = f"cloud-info-e2e-{free_port()}"
+    settings = {
+        "site": SITE,
+        "endpoint": demo_cloud.auth_url,
+        "delete_delay": 0,
+        "state_dir": str(workdir / "state"),
+        "port": free_port(),
+        "provider": str(Path(sys.executable).parent / "cloud-info-provider-service"),
+        "provider_args": CIP_ARGS[2:],  # the cloud comes from openstack below
+        "provider_timeout": 20,
+        "vos": {"vo.demo.example": cloud_objects["projects"]["vo-demo"]},
+        "openstack": {
+            "cloud": "fedcloud-demo",
+            "clouds_yaml": str(demo_cloud.clouds_yaml),
+            "timeout_s": 5,
+        },
+        "object_store": {"container": container},
+    }
+    (workdir / "bdii.toml").write_text(_toml(settings))
+    config = BdiiSettings.model_validate(settings)
+    slapd = Slapd(layout_for(config))
+    slapd.start()
+    env = {
+        **os.environ,
+        "HTTPS_PROXY": f"http://127.0.0.1:{gocdb[1]}",
+        "NO_PROXY": "localhost,127.0.0.1",
+        "REQUESTS_CA_BUNDLE": str(workdir / "ca" / "ca.pem"),
+    }
+
+    def publish(toml: dict | None = None) -> dict:
+        if toml:
+            (workdir / "bdii.toml").write_text(_toml(settings | toml))
+        subprocess.run(
+            [str(Path(sys.executable).parent / "fedcloud-bdii"), "publish", "-c",
+             str(workdir / "bdii.toml")],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        return json.loads((config.state_dir / "status.json").read_text())
+
+    swift = swiftclient.client.Connection(session=demo_cloud.connect().session)
+    yield config, publish, swift, container
+    slapd.stop()
+    with contextlib.suppress(swiftclient.client.ClientException):
+        for obj in swift.get_container(container)[1]:
+            swift.delete_object(container, obj["name"])
+        swift.delete_container(container)
+
+
+def _published(swift, container: str) -> tuple[dict, dict]:
+    """(headers, document) of the site's object, read anonymously as cloud-info-api does."""
+    listing = f"{swift.get_auth()[0]}/{container}?format=json"
+    with urllib.request.urlopen(listing, timeout=10) as response:  # no token
+        names = [obj["name"] for obj in json.load(response)]
+    assert names == [f"{SITE}/cloud-info.json"]  # no temporary object left behind
+    headers, body = swift.get_object(container, names[0])
+    return headers, json.loads(body)
+
+
+def test_the_json_is_in_swift_after_a_publish_and_not_uploaded_again_unchanged(
+    probed_bdii, cloud_objects
+):
+    _config, publish, swift, container = probed_bdii
+    status = publish()
+    assert status["outcome"] == "ok", status
+    assert status["object_store"]["outcome"] == "uploaded"
+    headers, document = _published(swift, container)
+    images = {image["Name"] for image in document["CloudComputingImage"]}
+    assert {"bdii-e2e-public", "bdii-e2e-private"} <= images
+    (endpoint,) = document["CloudComputingEndpoint"]
+    assert endpoint["HealthState"] == "ok"
+    assert endpoint["HealthStateInfo"] == "Keystone, Nova and Glance answer and authenticate"
+
+    # The next provider run restamps every object and changes nothing else.
+    status = publish()
+    assert status["outcome"] == "ok" and status["object_store"]["outcome"] == "unchanged"
+    again, _ = _published(swift, container)
+    assert again["x-timestamp"] == headers["x-timestamp"]  # not written again
+
+
+def test_a_store_that_is_down_keeps_its_last_good_copy_while_the_bdii_updates(
+    probed_bdii, demo_cloud, ldapsearch
+):
+    config, publish, swift, container = probed_bdii
+    assert publish()["object_store"]["outcome"] == "uploaded"
+    headers, _ = _published(swift, container)
+    admin = demo_cloud.connect(cloud="fedcloud-demo-admin")
+    admin.delete_flavor("bdii-e2e-flavor")
+    admin.create_flavor("bdii.e2e", ram=6144, vcpus=2, disk=5, flavorid="bdii-e2e-flavor")
+    # Nothing answers at the store's address any more.
+    down = {"object_store": {"container": container, "storage_url": "http://127.0.0.1:9/v1/AUTH_x"}}
+    status = publish(down)
+    assert status["outcome"] == "partial"
+    assert status["object_store"]["outcome"] == "failed"
+    assert "object store" in status["error"] and "last good copy stays" in status["error"]
+    flavor = ldapsearch(
+        f"ldap://127.0.0.1:{config.port}", "(GLUE2CloudComputingInstanceTypeID=bdii-e2e-flavor)"
+    )
+    assert "GLUE2CloudComputingInstanceTypeRAM: 6144" in flavor  # the BDII did update
+    kept, document = _published(swift, container)
+    assert kept["etag"] == headers["etag"]
+    (flavor_json,) = [f for f in document["CloudComputingInstanceType"] if f["Name"] == "bdii.e2e"]
+    assert flavor_json["RAM"] == 1024  # the last good copy, untouched
+    # The store is back: the change goes up on the next cycle.
+    status = publish({"object_store": {"container": container}})
+    assert status["outcome"] == "ok" and status["object_store"]["outcome"] == "uploaded"
+
+
+@contextlib.contextmanager
+def _frozen(demo_cloud, process: str):
+    """Stop (SIGSTOP) one service of the demo cloud: it accepts connections, never answers."""
+    client = docker.from_env()
+    (cloud,) = client.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={demo_cloud.project}",
+                "com.docker.compose.service=democloud",
+            ]
+        }
+    )
+    signal_all = (
+        "for p in /proc/[0-9]*; do grep -qa {name} $p/cmdline 2>/dev/null "
+        "&& kill -{sig} ${{p#/proc/}}; done; true"
+    )
+    cloud.exec_run(["sh", "-c", signal_all.format(name=process, sig="STOP")])
+    try:
+        yield
+    finally:
+        cloud.exec_run(["sh", "-c", signal_all.format(name=process, sig="CONT")])
+
+
+def test_a_degraded_endpoint_shows_as_degraded_in_ldap_and_in_the_json(
+    probed_bdii, demo_cloud, ldapsearch
+):
+    config, publish, swift, container = probed_bdii
+    assert publish()["outcome"] == "ok"
+    with _frozen(demo_cloud, "uwsgi-glance"):
+        status = publish()
+    assert status["outcome"] == "partial", status
+    assert "HealthState warning" in status["error"]  # published from the last good data
+    endpoint = ldapsearch(
+        f"ldap://127.0.0.1:{config.port}",
+        "(objectClass=GLUE2CloudComputingEndpoint)",
+        "GLUE2EndpointHealthState",
+        "GLUE2EndpointHealthStateInfo",
+    )
+    assert "GLUE2EndpointHealthState: warning" in endpoint
+    assert "GLUE2EndpointHealthStateInfo: Glance does not answer" in endpoint
+    _, document = _published(swift, container)
+    (published,) = document["CloudComputingEndpoint"]
+    assert published["HealthState"] == "warning"
+    assert published["HealthStateInfo"].startswith("Glance does not answer")
+    # Glance is back: so is "ok", in both.
+    assert publish()["outcome"] == "ok"
+    assert "GLUE2EndpointHealthState: ok" in ldapsearch(
+        f"ldap://127.0.0.1:{config.port}", "(objectClass=GLUE2CloudComputingEndpoint)"
+    )
+    assert _published(swift, container)[1]["CloudComputingEndpoint"][0]["HealthState"] == "ok"

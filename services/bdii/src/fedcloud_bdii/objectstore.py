@@ -7,10 +7,13 @@ so the object is ``<site>/cloud-info.json``) and cloud-info-api lists that
 container and reads every object in it. The resource BDII uploads the very
 document it publishes in LDAP (health included) to the same layout:
 
-- only on change: the fingerprint of the publisher's input and the SHA-256
-  of the last uploaded document are kept in ``state_dir/objectstore.json``;
-  the same input is not even rendered again, an identical document is not
-  sent again (no request at all);
+- only on change: the fingerprint of the publisher's input and a digest of
+  the last uploaded document's content are kept in
+  ``state_dir/objectstore.json``; the same input is not even rendered again,
+  and a document that differs only in its CreationTime stamps (every
+  cloud-info-provider run restamps every object) is not sent again until
+  the uploaded one is half its Validity old, as the BDII does (updater.py);
+  no request at all is made then;
 - atomically: the document goes to a temporary object, is checked (Swift's
   ETag is its MD5), copied server-side to the final name and the temporary
   object deleted, so readers see the old or the new document, never part;
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +69,9 @@ class SwiftStore:
         credentials: Credentials,
         site: str,
         state_dir: Path,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.settings = settings
         self.credentials = credentials
         self.object_name = settings.object_name.format(site=site)
@@ -82,8 +88,9 @@ class SwiftStore:
         if same_place and fingerprint is not None and record.get("fingerprint") == fingerprint:
             return Upload("unchanged", record.get("url", self.where))
         document = render()
-        digest = hashlib.sha256(document).hexdigest()
-        if same_place and record.get("sha256") == digest:
+        digest, validity = content_digest(document)
+        fresh = self.clock() < record.get("uploaded_at", 0) + validity / 2
+        if same_place and record.get("content") == digest and fresh:
             self._save(record | {"fingerprint": fingerprint})
             return Upload("unchanged", record.get("url", self.where))
         try:
@@ -92,13 +99,15 @@ class SwiftStore:
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             LOG.error("upload of the GLUE 2.1 JSON to %s failed: %s", self.where, reason)
             return Upload("failed", record.get("url", self.where), reason)
+        now = self.clock()
         self._save(
             {
                 "fingerprint": fingerprint,
-                "sha256": digest,
+                "content": digest,
                 "where": self.where,
                 "url": url,
-                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "uploaded_at": now,
+                "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
             }
         )
         return Upload("uploaded", url)
@@ -152,3 +161,22 @@ class SwiftStore:
         except (FileNotFoundError, ValueError):
             return {}
         return loaded if isinstance(loaded, dict) else {}
+
+
+# cloud-info-provider's Validity (12 h), for a document that states none.
+DEFAULT_VALIDITY_S = 43200.0
+
+
+def content_digest(document: bytes) -> tuple[str, float]:
+    """(digest of the document without its CreationTime stamps, its smallest Validity)."""
+    parsed = json.loads(document)
+    validities: list[float] = []
+    if isinstance(parsed, dict):
+        for objects in parsed.values():
+            for obj in objects if isinstance(objects, list) else []:
+                if isinstance(obj, dict):
+                    obj.pop("CreationTime", None)
+                    if isinstance(obj.get("Validity"), int | float):
+                        validities.append(float(obj["Validity"]))
+    canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest(), min(validities, default=DEFAULT_VALIDITY_S)
