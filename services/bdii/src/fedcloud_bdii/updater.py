@@ -379,14 +379,24 @@ def _levels(keys: list[str]) -> list[list[str]]:
 
 
 def _modlist(old: Entry, new: Entry) -> list[tuple[int, str, list[bytes] | None]]:
-    """Replace changed attributes, delete dropped ones; values compared as sets."""
-    old_l = {name.lower(): (name, values) for name, values in old.items()}
-    new_l = {name.lower(): (name, values) for name, values in new.items()}
+    """Replace changed attributes, delete dropped ones; values compared as sets.
+
+    Names are matched case-insensitively, but the common case (slapd returns
+    the schema's spelling, which the converter uses too) is looked up directly.
+    """
     changes: list[tuple[int, str, list[bytes] | None]] = []
-    for key, (name, values) in new_l.items():
-        if key not in old_l or set(old_l[key][1]) != set(values):
+    old_lower: dict[str, list[bytes]] | None = None
+    for name, values in new.items():
+        before = old.get(name)
+        if before is None:
+            if old_lower is None:
+                old_lower = {n.lower(): v for n, v in old.items()}
+            before = old_lower.get(name.lower())
+        if before is None or (before != values and set(before) != set(values)):
             changes.append((ldap.MOD_REPLACE, name, values))
-    for key, (name, _) in old_l.items():
-        if key not in new_l:
-            changes.append((ldap.MOD_DELETE, name, None))
+    if old.keys() != new.keys():
+        new_lower = {name.lower() for name in new}
+        changes.extend(
+            (ldap.MOD_DELETE, name, None) for name in old if name.lower() not in new_lower
+        )
     return changes
