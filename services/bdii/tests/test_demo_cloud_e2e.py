@@ -572,9 +572,10 @@ def _frozen(demo_cloud, process: str):
             ]
         }
     )
+    # Every process whose command line names it, except this shell (whose does too).
     signal_all = (
-        "for p in /proc/[0-9]*; do grep -qa {name} $p/cmdline 2>/dev/null "
-        "&& kill -{sig} ${{p#/proc/}}; done; true"
+        "for p in /proc/[0-9]*; do [ ${{p#/proc/}} = $$ ] && continue; "
+        "grep -qa {name} $p/cmdline 2>/dev/null && kill -{sig} ${{p#/proc/}}; done; true"
     )
     cloud.exec_run(["sh", "-c", signal_all.format(name=process, sig="STOP")])
     try:
