@@ -322,6 +322,62 @@ def test_object_store_public_read_can_keep_a_new_container_private(rendered):
     assert resource.object_store is not None and not resource.object_store.public_read
 
 
+def test_object_store_kind_s3_needs_its_keys_and_swift_refuses_them(config_dir, rendered):
+    assert rendered(bdii="object_store: {container: c}\n")[0].object_store.kind == "swift"
+    found = problems(config_dir, bdii="object_store: {container: c, kind: s3}\n")
+    assert len(found) == 1 and "an s3 store also needs: endpoint_url, access_key_id" in found[0]
+    found = problems(config_dir, bdii="object_store: {container: c, access_key_id: AK}\n")
+    assert "access_key_id are for kind s3" in found[0]
+
+
+def _s3(config_dir: Path, extra: str = "") -> str:
+    secret = config_dir / "secrets" / "s3-secret"
+    secret.write_text("s3-secret-value\n")
+    secret.chmod(0o600)
+    return (
+        "object_store:\n  kind: s3\n  container: cloud-info\n"
+        "  endpoint_url: https://s3.store.test\n  access_key_id: AKIDEXAMPLE\n"
+        f"  secret_access_key_file: {secret}\n{extra}"
+    )
+
+
+def test_object_store_endpoint_url_is_the_s3_endpoint(config_dir, rendered):
+    resource, _ = rendered(bdii=_s3(config_dir))
+    assert resource.object_store is not None
+    assert str(resource.object_store.endpoint_url) == "https://s3.store.test/"
+    from fedcloud_bdii.cli import object_store
+    from fedcloud_bdii.objectstore import S3Store
+
+    store = object_store(resource.model_copy(update={"state_dir": config_dir}), "resource")
+    assert isinstance(store, S3Store) and store.where == "s3:cloud-info/TEST-SITE/cloud-info.json"
+
+
+def test_object_store_access_key_id_is_the_s3_access_key(config_dir, rendered):
+    resource, _ = rendered(bdii=_s3(config_dir))
+    assert resource.object_store is not None
+    assert resource.object_store.access_key_id == "AKIDEXAMPLE"
+
+
+def test_object_store_secret_access_key_file_is_staged_for_the_bdii(config_dir, rendered):
+    resource, _ = rendered(bdii=_s3(config_dir))
+    assert resource.object_store is not None
+    staged = resource.object_store.secret_access_key_file
+    assert staged is not None and staged.parent == Path(RENDERED_DIR) / "secrets" / "bdii"
+    in_volume = config_dir / "rendered" / staged.relative_to(RENDERED_DIR)
+    assert in_volume.read_text() == "s3-secret-value\n"
+    text = _s3(config_dir)
+    (config_dir / "secrets" / "s3-secret").chmod(0o644)  # a secret others can read
+    found = problems(config_dir, bdii=text)
+    assert any(p.startswith("bdii.object_store.secret_access_key_file") for p in found)
+
+
+def test_object_store_region_is_what_s3_requests_are_signed_for(config_dir, rendered):
+    resource, _ = rendered(bdii=_s3(config_dir))
+    assert resource.object_store is not None and resource.object_store.region == "us-east-1"
+    resource, _ = rendered(bdii=_s3(config_dir, "  region: eu-west-1\n"))
+    assert resource.object_store is not None and resource.object_store.region == "eu-west-1"
+
+
 def test_every_key_of_the_sections_has_a_test():
     here = sys.modules[__name__]
     tests = [name for name, _ in inspect.getmembers(here, inspect.isfunction)]

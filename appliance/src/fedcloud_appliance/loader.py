@@ -186,11 +186,17 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
     problems = []
+    store = config.bdii.object_store
+    if store and store.secret_access_key_file:
+        problems += _check_secret(
+            "bdii.object_store.secret_access_key_file", store.secret_access_key_file
+        )
     for key, auth in (
         ("openstack", config.openstack),
         ("images.openstack", config.images.openstack),
         ("bdii.openstack", config.bdii.openstack),
         ("accounting.openstack", config.accounting.openstack),
+        ("bdii.object_store.openstack", store.openstack if store else None),
     ):
         if auth is None:
             continue

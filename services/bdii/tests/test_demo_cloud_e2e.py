@@ -611,3 +611,42 @@ def test_a_degraded_endpoint_shows_as_degraded_in_ldap_and_in_the_json(
         f"ldap://127.0.0.1:{config.port}", "(objectClass=GLUE2CloudComputingEndpoint)"
     )
     assert _published(swift, container)[1]["CloudComputingEndpoint"][0]["HealthState"] == "ok"
+
+
+def test_the_json_goes_to_an_s3_compatible_store_when_the_kind_is_s3(
+    probed_bdii, demo_cloud, workdir
+):
+    """The demo Swift's s3api, with EC2 credentials of the appliance's own project."""
+    _config, publish, swift, container = probed_bdii
+    user = demo_cloud.connect()
+    created = user.identity.post(
+        f"/users/{user.current_user_id}/credentials/OS-EC2",
+        json={"tenant_id": user.current_project_id},
+    )
+    assert created.status_code == 201, created.text
+    credential = created.json()["credential"]
+    secret = workdir / "s3-secret"
+    secret.write_text(credential["secret"] + "\n")
+    secret.chmod(0o600)
+    s3 = {
+        "object_store": {
+            "kind": "s3",
+            "container": container,
+            "endpoint_url": f"http://localhost:{8880 + demo_cloud.port_offset}",
+            "access_key_id": credential["access"],
+            "secret_access_key_file": str(secret),
+        }
+    }
+    try:
+        status = publish(s3)
+        assert status["outcome"] == "ok", status
+        assert status["object_store"]["outcome"] == "uploaded"
+        assert status["object_store"]["url"].startswith("http://localhost:")
+        # The bucket is the project's Swift container: read it as cloud-info-api does.
+        _, document = _published(swift, container)
+        assert document["CloudComputingEndpoint"][0]["HealthState"] == "ok"
+        assert publish(s3)["object_store"]["outcome"] == "unchanged"
+    finally:
+        user.identity.delete(
+            f"/users/{user.current_user_id}/credentials/OS-EC2/{credential['access']}"
+        )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, model_validator
 
 from fedcloud_appliance.config.base import Cron, Section
 from fedcloud_common.openstack import Credentials
-from fedcloud_common.settings.bdii import BDII_PORT, Port
+from fedcloud_common.settings.bdii import BDII_PORT, Port, object_store_problem
 
 
 class VoMapping(Section):
@@ -21,8 +22,14 @@ class VoMapping(Section):
 
 
 class ObjectStore(Section):
-    """Swift storage the resource BDII uploads the site's GLUE 2.1 JSON to."""
+    """Object storage the resource BDII uploads the site's GLUE 2.1 JSON to."""
 
+    kind: Literal["swift", "s3"] = Field(
+        "swift",
+        description="swift: OpenStack Swift with Keystone credentials (what EGI runs); s3: "
+        "any S3-compatible store, with endpoint_url, access_key_id and "
+        "secret_access_key_file",
+    )
     container: str = Field(
         min_length=1,
         description="the Swift container (EGI: the one cloud-info-api reads; ask EGI "
@@ -50,6 +57,23 @@ class ObjectStore(Section):
         description="a container the BDII has to create is made readable and listable by "
         "anyone, since cloud-info-api reads without credentials",
     )
+    endpoint_url: HttpUrl | None = Field(
+        None, description="kind s3: the store's S3 endpoint, e.g. https://s3.example.org"
+    )
+    access_key_id: str | None = Field(None, min_length=1, description="kind s3: the access key")
+    secret_access_key_file: Path | None = Field(
+        None, description="kind s3: a root-only file in the secrets directory with its secret"
+    )
+    region: str = Field(
+        "us-east-1", min_length=1, description="kind s3: the region requests are signed for"
+    )
+
+    @model_validator(mode="after")
+    def _keys_of_its_kind(self) -> ObjectStore:
+        # The same rule, in the same words, as the service's settings.
+        if problem := object_store_problem(self):
+            raise ValueError(problem)
+        return self
 
 
 class Bdii(Section):

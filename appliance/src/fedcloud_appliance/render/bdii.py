@@ -8,6 +8,8 @@ into the port slapd listens on.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fedcloud_appliance.config import ApplianceConfig, Site
 from fedcloud_appliance.render.stage import Stage, credentials
 from fedcloud_common.settings.bdii import (
@@ -64,12 +66,18 @@ def object_store(config: ApplianceConfig, stage: Stage) -> ObjectStoreSettings |
     store = config.bdii.object_store
     if store is None:
         return None
+    secret = stage(store.secret_access_key_file)
     return ObjectStoreSettings(
+        kind=store.kind,
         container=store.container,
         object_name=store.object_name,
         storage_url=store.storage_url,
         openstack=credentials(store.openstack, stage) if store.openstack else None,
         public_read=store.public_read,
+        endpoint_url=store.endpoint_url,
+        access_key_id=store.access_key_id,
+        secret_access_key_file=Path(secret) if secret else None,
+        region=store.region,
     )
 
 

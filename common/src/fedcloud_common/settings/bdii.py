@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
-from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, model_validator
 
 from fedcloud_common.model import Model
 from fedcloud_common.openstack import Credentials
@@ -120,6 +120,11 @@ class PublicAddress(Model):
 class ObjectStoreSettings(Model):
     """Where the resource BDII uploads its GLUE 2.1 JSON (fedcloud_bdii.objectstore)."""
 
+    kind: Literal["swift", "s3"] = Field(
+        "swift",
+        description="swift (python-swiftclient, Keystone credentials) or s3 (any "
+        "S3-compatible store: endpoint_url, access_key_id, secret_access_key_file)",
+    )
     container: str = Field(
         min_length=1,
         description="Swift container the document goes to (EGI's operations use one "
@@ -144,9 +149,46 @@ class ObjectStoreSettings(Model):
         description="a container the BDII creates is readable and listable by anyone, "
         "as cloud-info-api reads it without credentials",
     )
-    retries: int = Field(
-        1, ge=0, le=10, description="python-swiftclient's retries of a failed request"
+    endpoint_url: HttpUrl | None = Field(None, description="s3: the store's S3 endpoint")
+    access_key_id: str | None = Field(None, min_length=1, description="s3: the access key")
+    secret_access_key_file: Path | None = Field(
+        None, description="s3: the file holding the access key's secret"
     )
+    region: str = Field("us-east-1", min_length=1, description="s3: the region to sign for")
+    retries: int = Field(1, ge=0, le=10, description="retries of a failed request")
+
+    @model_validator(mode="after")
+    def _keys_of_its_kind(self) -> ObjectStoreSettings:
+        if problem := object_store_problem(self):
+            raise ValueError(problem)
+        return self
+
+
+class _StoreKeys(Protocol):
+    """The keys of an object store, in appliance.yaml and in the settings alike."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def storage_url(self) -> object: ...
+    @property
+    def openstack(self) -> object: ...
+
+
+def object_store_problem(store: _StoreKeys) -> str | None:
+    """What is wrong with an object store's keys for its kind (shared with appliance.yaml)."""
+    s3_keys = ("endpoint_url", "access_key_id", "secret_access_key_file")
+    if store.kind == "s3":
+        missing = [key for key in s3_keys if getattr(store, key) is None]
+        if missing:
+            return f"an s3 store also needs: {', '.join(missing)}"
+        if store.storage_url or store.openstack:
+            return "storage_url and openstack are for kind swift; drop them for s3"
+        return None
+    given = [key for key in s3_keys if getattr(store, key) is not None]
+    if given:
+        return f"{', '.join(given)} are for kind s3; set kind: s3 or drop them"
+    return None
 
 
 class BdiiSettings(Model):

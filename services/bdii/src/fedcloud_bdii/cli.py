@@ -26,7 +26,7 @@ from fedcloud_bdii import health as cloud_health
 from fedcloud_bdii.convert import Converter, Entries
 from fedcloud_bdii.domain import site_entries
 from fedcloud_bdii.errors import ProviderRunError
-from fedcloud_bdii.objectstore import SwiftStore
+from fedcloud_bdii.objectstore import ObjectStore, S3Store, SwiftStore
 from fedcloud_bdii.publish import LdapSource, ProviderSource, Publisher, Wanted
 from fedcloud_bdii.schema import Schema
 from fedcloud_bdii.slapd import Slapd, SlapdLayout, connect_updater
@@ -65,16 +65,18 @@ def build_publisher(config: BdiiSettings, role: str) -> Publisher:
     return publisher
 
 
-def object_store(config: BdiiSettings, role: str) -> SwiftStore | None:
-    """The resource BDII's object store, with its own credentials or the BDII's."""
+def object_store(config: BdiiSettings, role: str) -> ObjectStore | None:
+    """The resource BDII's object store (Swift with its own or the BDII's credentials, or S3)."""
     store = config.object_store
     if role != "resource" or store is None:
         return None
+    if store.kind == "s3":
+        return S3Store(store, config.site, config.state_dir)
     credentials = store.openstack or config.openstack
     if credentials is None:
         raise ConfigError(
             where="object_store.openstack",
-            problem="the object store needs Keystone credentials: give object_store.openstack "
+            problem="a Swift store needs Keystone credentials: give object_store.openstack "
             "or the BDII's openstack",
         )
     return SwiftStore(store, credentials, config.site, config.state_dir)

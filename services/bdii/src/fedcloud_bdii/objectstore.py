@@ -21,13 +21,17 @@ document it publishes in LDAP (health included) to the same layout:
   returned as a one-line reason for the publisher to report; the record
   is not updated, so the next cycle tries again.
 
-Swift is reached with Keystone credentials (the BDII's own by default),
-through python-swiftclient, on the object-store endpoint of the token's
-catalog unless ``storage_url`` names another.
+Swift (``kind = "swift"``) is reached with Keystone credentials (the
+BDII's own by default), through python-swiftclient, on the object-store
+endpoint of the token's catalog unless ``storage_url`` names another. An
+S3-compatible store (``kind = "s3"``: Swift's s3api, Ceph RGW, MinIO...) is
+reached with boto3 at ``endpoint_url`` with an access key and its secret
+(from a file), path-style; the bucket is ``container``, the same layout.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -41,6 +45,7 @@ from typing import Any
 
 from fedcloud_common.files import write_json
 from fedcloud_common.openstack import Credentials
+from fedcloud_common.secrets import read_secret
 from fedcloud_common.settings.bdii import ObjectStoreSettings
 
 LOG = logging.getLogger(__name__)
@@ -60,26 +65,31 @@ class Upload:
         return {"outcome": self.outcome, "url": self.url, "error": self.error}
 
 
-class SwiftStore:
-    """The document's home in Swift: ``container/object_name``."""
+class ObjectStore:
+    """The document's home, ``container/object_name``: what is common to every kind."""
 
     def __init__(
         self,
         settings: ObjectStoreSettings,
-        credentials: Credentials,
         site: str,
         state_dir: Path,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
         self.settings = settings
-        self.credentials = credentials
         self.object_name = settings.object_name.format(site=site)
         self.record_path = state_dir / "objectstore.json"
 
     @property
     def where(self) -> str:
-        return f"swift:{self.settings.container}/{self.object_name}"
+        return f"{self.settings.kind}:{self.settings.container}/{self.object_name}"
+
+    def temporary_name(self) -> str:
+        return f"{self.object_name}.uploading-{uuid.uuid4().hex}"
+
+    def _upload(self, document: bytes) -> str:
+        """Put the document in place atomically; its URL. Raises on any failure."""
+        raise NotImplementedError
 
     def publish(self, fingerprint: str | None, render: Callable[[], bytes]) -> Upload:
         """Upload ``render()`` unless it is what the store already holds."""
@@ -112,8 +122,30 @@ class SwiftStore:
         )
         return Upload("uploaded", url)
 
+    def _record(self) -> dict[str, Any]:
+        try:
+            loaded = json.loads(self.record_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
     def _save(self, record: dict[str, Any]) -> None:
         write_json(self.record_path, record)
+
+
+class SwiftStore(ObjectStore):
+    """Swift through python-swiftclient, authenticated by Keystone."""
+
+    def __init__(
+        self,
+        settings: ObjectStoreSettings,
+        credentials: Credentials,
+        site: str,
+        state_dir: Path,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(settings, site, state_dir, clock)
+        self.credentials = credentials
 
     def _upload(self, document: bytes) -> str:
         import swiftclient.client  # only the resource BDII with a store needs it
@@ -127,7 +159,7 @@ class SwiftStore:
                 raise
             headers = {"X-Container-Read": PUBLIC_READ} if self.settings.public_read else {}
             conn.put_container(container, headers=headers)
-        temporary = f"{self.object_name}.uploading-{uuid.uuid4().hex}"
+        temporary = self.temporary_name()
         etag = conn.put_object(
             container, temporary, document, content_type="application/json",
             etag=hashlib.md5(document, usedforsecurity=False).hexdigest(),
@@ -155,12 +187,54 @@ class SwiftStore:
             timeout=self.credentials.timeout_s,
         )
 
-    def _record(self) -> dict[str, Any]:
+
+class S3Store(ObjectStore):
+    """An S3-compatible store through boto3 (path-style, SigV4)."""
+
+    def _upload(self, document: bytes) -> str:
+        import boto3  # only the resource BDII with an S3 store needs it
+        import botocore.config
+        import botocore.exceptions
+
+        settings = self.settings
+        assert settings.endpoint_url and settings.secret_access_key_file  # see the model
+        endpoint = str(settings.endpoint_url).rstrip("/")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=read_secret(settings.secret_access_key_file).reveal(),
+            region_name=settings.region,
+            config=botocore.config.Config(
+                s3={"addressing_style": "path"},
+                connect_timeout=30,
+                read_timeout=60,
+                retries={"max_attempts": settings.retries + 1},
+            ),
+        )
+        bucket = settings.container
         try:
-            loaded = json.loads(self.record_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
+            client.head_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise
+            acl = "public-read" if settings.public_read else "private"
+            client.create_bucket(Bucket=bucket, ACL=acl)
+        temporary = self.temporary_name()
+        md5 = hashlib.md5(document, usedforsecurity=False).digest()
+        client.put_object(
+            Bucket=bucket, Key=temporary, Body=document, ContentType="application/json",
+            ContentMD5=base64.b64encode(md5).decode(),
+        )  # fmt: skip
+        try:
+            client.copy_object(
+                Bucket=bucket, Key=self.object_name,
+                CopySource={"Bucket": bucket, "Key": temporary},
+            )  # fmt: skip
+        finally:
+            client.delete_object(Bucket=bucket, Key=temporary)
+        LOG.info("uploaded the GLUE 2.1 JSON to %s", self.where)
+        return f"{endpoint}/{bucket}/{self.object_name}"
 
 
 # cloud-info-provider's Validity (12 h), for a document that states none.

@@ -36,7 +36,7 @@ from fedcloud_bdii.convert import Converter, Entries, Entry, domain_dn, skeleton
 from fedcloud_bdii.errors import ProviderRunError
 from fedcloud_bdii.health import Health
 from fedcloud_bdii.infosys import SourceStatus
-from fedcloud_bdii.objectstore import SwiftStore, Upload
+from fedcloud_bdii.objectstore import ObjectStore, Upload
 from fedcloud_bdii.updater import Updater, UpdateStats, normalize_dn
 from fedcloud_common.errors import FedcloudError
 from fedcloud_common.files import write_atomically, write_json
@@ -362,7 +362,7 @@ class Publisher:
     status_path: Path
     clock: Callable[[], float] = time.time
     hostname: str = field(default_factory=socket.getfqdn)  # names its o=infosys entry
-    store: SwiftStore | None = None  # where the GLUE 2.1 JSON goes too (objectstore.py)
+    store: ObjectStore | None = None  # where the GLUE 2.1 JSON goes too (objectstore.py)
 
     def run(self) -> int:
         """Run one cycle and return the exit status (0 ok, 1 failed, 2 partial).
