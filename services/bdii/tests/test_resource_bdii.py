@@ -11,7 +11,7 @@ import pytest
 
 from fedcloud_bdii import synthetic
 from fedcloud_bdii.convert import Converter
-from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, ProviderSource, Publisher
+from fedcloud_bdii.publish import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, ProviderSource, Publisher
 from fedcloud_bdii.slapd import connect_updater
 from fedcloud_bdii.updater import Updater
 from fedcloud_common.errors import ConfigError
@@ -399,3 +399,54 @@ def test_pipelined_writes_count_each_failure(resource, ldapsearch):
     stats = updater.apply(again)
     assert stats.failed == 1 and stats.modified == len(again) - 3  # domain, group, bad
     assert "2026-11-23" in ldapsearch(layout.ldap_uri, "(GLUE2CloudComputingImageID=img-0-199)")
+
+
+def test_a_failed_provider_on_an_unhealthy_cloud_republishes_the_last_good_data_with_that_health(
+    start_slapd, tmp_path, provider, ldapsearch
+):
+    """The provider usually fails because the cloud is down: say so, do not keep "ok"."""
+    from fedcloud_bdii.health import Health
+
+    layout = start_slapd()
+    verdict = Health("ok", "Keystone, Nova and Glance answer and authenticate")
+    provider(synthetic.document(flavors=2))
+    job = publisher(layout, tmp_path, provider.command)
+    job.source.probe = lambda: verdict
+    job.source.last_good = tmp_path / "last-good.json"
+    assert job.run() == EXIT_OK
+    endpoint = "(objectClass=GLUE2CloudComputingEndpoint)"
+    assert "GLUE2EndpointHealthState: ok" in ldapsearch(layout.ldap_uri, endpoint)
+
+    job.source.command = [sys.executable, "-c", "raise SystemExit('nova: connection refused')"]
+    verdict = Health("critical", "Nova does not answer: ConnectTimeout")
+    assert job.run() == EXIT_PARTIAL
+    out = ldapsearch(layout.ldap_uri, endpoint)
+    assert "GLUE2EndpointHealthState: critical" in out
+    assert "GLUE2EndpointHealthStateInfo: Nova does not answer: ConnectTimeout" in out
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert (
+        "nova: connection refused" in status["error"] and "HealthState critical" in status["error"]
+    )
+
+    # A failing provider on a healthy cloud is a plain failure: nothing is rewritten.
+    verdict = Health("ok", "Keystone, Nova and Glance answer and authenticate")
+    before = ldapsearch(layout.ldap_uri)
+    assert job.run() == EXIT_FAILED
+    assert ldapsearch(layout.ldap_uri) == before
+
+
+def test_a_keystone_that_does_not_answer_makes_the_endpoint_critical(tmp_path):
+    from fedcloud_bdii.health import probe
+    from fedcloud_common.openstack import Credentials
+
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    password.chmod(0o600)
+    nobody = Credentials(
+        auth_url="http://127.0.0.1:9/v3", username="fedcloud", password_file=password,
+        project_name="fedcloud-ops", timeout_s=3,
+    )  # fmt: skip
+    verdict = probe(nobody)
+    assert verdict.state == "critical"
+    assert verdict.info.startswith("Keystone does not authenticate: ")
+    assert "secret" not in verdict.info
