@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import openstack
 from openstack.connection import Connection
 
+from fedcloud_cloudkeeper import conventions
 from fedcloud_cloudkeeper.errors import GlanceError
 from fedcloud_cloudkeeper.plan import LIST_PROPERTY, Managed, Target
 
@@ -69,9 +70,38 @@ class Glance:
         The raw listing is used because the SDK always follows Glance's
         ``next`` link, costing a second call even when the page was not full.
         """
+        return [
+            image
+            for image in self._listing({"tag": self.tag})
+            if self.tag in (image.properties.get("tags") or [])
+            and (list_name is None or image.properties.get(LIST_PROPERTY) == list_name)
+        ]
+
+    def foreign(self) -> list[Managed]:
+        """Our project's images without our tag: what old tools may have left."""
+        return [
+            image
+            for image in self._listing({})
+            if self.tag not in (image.properties.get("tags") or [])
+        ]
+
+    def adopt(self, existing: Managed, properties: dict[str, str]) -> None:
+        """Make an old tool's image ours: properties first, our tag last.
+
+        Until the tag is there the image is not ours, so a crash in between
+        leaves it to be adopted again by the next run, never half-adopted.
+        """
+        image = self.conn.image.get_image(existing.id)
+        current = self.conn.image.get(f"/images/{existing.id}").json()
+        changes = {key: value for key, value in properties.items() if current.get(key) != value}
+        if changes:
+            self.conn.image.update_image_properties(image, **changes)
+        self.conn.image.add_tag(image, self.tag)
+
+    def _listing(self, filters: dict[str, Any]) -> list[Managed]:
         found = []
         query: dict[str, Any] = {
-            "tag": self.tag,
+            **filters,
             "owner": self.conn.current_project_id,
             "limit": PAGE,
         }
@@ -81,10 +111,6 @@ class Glance:
                 raise GlanceError(image="*", action="list", problem=_detail(reply))
             page = reply.json().get("images", [])
             for image in page:
-                if self.tag not in (image.get("tags") or []):
-                    continue
-                if list_name is not None and image.get(LIST_PROPERTY) != list_name:
-                    continue
                 found.append(
                     Managed(
                         image["id"],
@@ -183,7 +209,7 @@ class Glance:
             as_member.image.update_member(project_id, image_id, status="accepted")
 
     def retire(self, existing: Managed) -> str:
-        """Delete; if Glance refuses, make it private and deactivate it instead."""
+        """Delete; if Glance refuses, make it private, mark it EOL and deactivate it."""
         try:
             self.conn.image.delete_image(existing.id, ignore_missing=True)
             return "deleted"
@@ -191,7 +217,8 @@ class Glance:
             LOG.warning("deleting %s failed (%s); deactivating it", existing.id, error)
         try:
             image = self.conn.image.get_image(existing.id)
-            self.conn.image.update_image_properties(image, visibility="private")
+            kept = {conventions.STATUS_PROPERTY: conventions.EOL}  # cloudkeeper-os' mark
+            self.conn.image.update_image_properties(image, visibility="private", **kept)
             if image.status == "active":
                 self.conn.image.deactivate_image(existing.id)
             return "deactivated"
