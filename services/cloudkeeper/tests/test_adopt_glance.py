@@ -89,8 +89,11 @@ class Migration(Site):
         self.vo.image.update_member(project, made, status="accepted")
         return made
 
-    def seed_cloudkeeper_os(self, entry: dict, data: bytes, list_id: str | None = None) -> str:
-        """As cloudkeeper-os 0.9 leaves an image: APPLIANCE_* properties, no tag, private."""
+    def seed_cloudkeeper_os(
+        self, entry: dict, data: bytes, list_id: str | None = None, public: bool = False
+    ) -> str:
+        """As cloudkeeper-os 0.9 leaves an image: APPLIANCE_* properties, no tag, private
+        (its default image_visibility) or public."""
         image = entry["hv:image"]
         meta = {
             "APPLIANCE_ID": image["dc:identifier"],
@@ -110,7 +113,10 @@ class Migration(Site):
             "APPLIANCE_ATTRIBUTES": json.dumps(image),
             "vmcatcher_event_ad_mpuri": image["ad:mpuri"],
         }
-        return self._create(image["dc:title"], data, meta, "private", [])
+        made = self._create(image["dc:title"], data, meta, "private", [])
+        if public:  # only an admin may publicise an image
+            self.admin.image.update_image(made, visibility="public")
+        return made
 
     def _create(self, name: str, data: bytes, meta: dict, visibility: str, tags: list) -> str:
         made = self.old.create_image(
@@ -380,7 +386,8 @@ def test_cloud_info_provider_publishes_each_adopted_image_once(
         from_atrope = site.serve_image(site.ident("cip-a"), data)
         from_ckos = site.serve_image(site.ident("cip-c"), data)
         site.seed_atrope(from_atrope, data)
-        site.seed_cloudkeeper_os(from_ckos, data)
+        # Both visible to the VO before adoption: a duplicate would be published twice.
+        site.seed_cloudkeeper_os(from_ckos, data, public=True)
         site.publish_list([from_atrope, from_ckos])
         report, drained = site.sync()
         assert not report.failed and drained["failed"] == 0 and drained["uploaded_bytes"] == 0
