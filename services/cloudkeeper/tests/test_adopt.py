@@ -109,3 +109,12 @@ def test_orphans_are_the_old_images_of_lists_not_subscribed():
         ("cloudkeeper-os", "gone-id", "c"),
     ]
     assert adopt.orphans(["atrope"], {"demo"}, {LIST_ID}, [gone, ckos_gone])[0].image.id == "g"
+
+
+def test_an_old_image_another_project_owns_is_held_with_the_fix():
+    found = adopt.match("cloudkeeper-os", "demo", LIST_ID, _wanted(), [], [], [_ckos("vo-img")],
+                        "vo-demo")  # fmt: skip
+    assert found.adopted == {} and found.wanted(_wanted()) == {}
+    (problem,) = found.problems()
+    assert "vo-img (cloudkeeper-os) is owned by project vo-demo" in problem
+    assert "openstack image set --project PROJECT vo-img" in problem

@@ -90,7 +90,12 @@ class Migration(Site):
         return made
 
     def seed_cloudkeeper_os(
-        self, entry: dict, data: bytes, list_id: str | None = None, public: bool = False
+        self,
+        entry: dict,
+        data: bytes,
+        list_id: str | None = None,
+        public: bool = False,
+        conn=None,
     ) -> str:
         """As cloudkeeper-os 0.9 leaves an image: APPLIANCE_* properties, no tag, private
         (its default image_visibility) or public."""
@@ -113,13 +118,15 @@ class Migration(Site):
             "APPLIANCE_ATTRIBUTES": json.dumps(image),
             "vmcatcher_event_ad_mpuri": image["ad:mpuri"],
         }
-        made = self._create(image["dc:title"], data, meta, "private", [])
+        made = self._create(image["dc:title"], data, meta, "private", [], conn)
         if public:  # only an admin may publicise an image
             self.admin.image.update_image(made, visibility="public")
         return made
 
-    def _create(self, name: str, data: bytes, meta: dict, visibility: str, tags: list) -> str:
-        made = self.old.create_image(
+    def _create(
+        self, name: str, data: bytes, meta: dict, visibility: str, tags: list, conn=None
+    ) -> str:
+        made = (conn or self.old).create_image(
             name,
             data=data,
             disk_format="qcow2",
@@ -441,3 +448,28 @@ def moved_tags(site: Migration, image_id: str) -> list[str]:
     view = site.glance_view(image_id)
     assert view is not None
     return sorted(view["tags"])
+
+
+def test_an_old_image_the_vos_project_owns_is_held_until_it_is_given_to_ours(
+    demo_cloud, signing, tmp_path
+):
+    """cloudkeeper-os 0.9 with mapping.json uploaded into each VO's project."""
+    site = Migration(demo_cloud, signing, tmp_path, "cloudkeeper-os")
+    try:
+        data = qcow2(tmp_path, 4, f"vo-owned-{site.suffix}")
+        entry = site.serve_image(site.ident("vo-owned"), data)
+        old_id = site.seed_cloudkeeper_os(entry, data, conn=site.vo)
+        site.publish_list([entry])
+
+        report, drained = site.sync()
+
+        assert report.failed and site.ours() == {} and drained["uploaded_bytes"] == 0
+        (problem,) = [e for o in report.lists for e in o.errors]
+        assert f"old image {old_id} (cloudkeeper-os) is owned by project vo-demo" in problem
+        # The fix the reason names: the admin gives it to the appliance's project.
+        site.admin.image.update_image(old_id, owner=site.old.current_project_id)
+        report, drained = site.sync()
+        assert not report.failed and drained["uploaded_bytes"] == 0
+        assert site.ours()[site.ident("vo-owned")]["id"] == old_id
+    finally:
+        site.remove_all()

@@ -64,14 +64,28 @@ class Adopted:
 
 @dataclasses.dataclass(frozen=True)
 class Ambiguous:
-    """Several old images claim one list entry: none is touched."""
+    """Old images we may not take over for one list entry: none is touched, and
+    nothing is uploaded for it (that would be the duplicate adoption avoids).
+
+    Either several claim it, or the one there is owned by another project
+    (cloudkeeper-os 0.9 uploaded into each VO's project): Glance lets only
+    the owner change an image, and the appliance manages its own project's.
+    """
 
     identifier: str
     images: tuple[tuple[Tool, Managed], ...]
+    owner: str | None = None  # the other project owning the one old image
 
     @property
     def reason(self) -> str:
         ids = ", ".join(f"{image.id} ({tool})" for tool, image in self.images)
+        if self.owner is not None:
+            return (
+                f"image {self.identifier}: not adopted, the old image {ids} is owned by "
+                f"project {self.owner}, not the appliance's; left alone and not uploaded: "
+                f"give it to the appliance's project (openstack image set --project PROJECT "
+                f"{self.images[0][1].id}, as admin), then sync"
+            )
         return (
             f"image {self.identifier}: not adopted, {len(self.images)} old images claim it "
             f"({ids}); left alone and not uploaded: delete or untag all but one, then sync"
@@ -108,15 +122,20 @@ def match(
     wanted: Mapping[str, Target],
     managed: Iterable[Managed],
     foreign: Iterable[Managed],
+    elsewhere: Iterable[Managed] = (),
+    project: str | None = None,
 ) -> Adoption:
     """Which old images (``foreign``: untagged, in our project) this list takes over.
 
-    Only entries we do not manage yet are considered, and only old images
-    in service: cloudkeeper-os' EOL ones are on their way out.
+    ``elsewhere`` are those owned by the list's ``project``: they count, but
+    can only be reported. Only entries we do not manage yet are considered,
+    and only old images in service: cloudkeeper-os' EOL ones are on their
+    way out.
     """
     ours = {image.identifier for image in managed}
     claims: dict[str, list[tuple[Tool, Managed]]] = {}
-    for image in foreign:
+    theirs = {image.id for image in elsewhere}
+    for image in [*foreign, *elsewhere]:
         tool = conventions.placed_by(image.properties)
         if tool not in TOOLS[mode] or image.status != "active":
             continue
@@ -133,6 +152,9 @@ def match(
             ambiguous[identifier] = Ambiguous(identifier, tuple(found))
             continue
         ((tool, image),) = found
+        if image.id in theirs:
+            ambiguous[identifier] = Ambiguous(identifier, tuple(found), project or "?")
+            continue
         same = conventions.sha512(image.properties) == wanted[identifier].image.sha512
         adopted[identifier] = Adopted(identifier, tool, image, same)
     return Adoption(adopted, ambiguous)
@@ -195,6 +217,7 @@ def take_over(
     list_id: str,
     wanted: Mapping[str, Target],
     managed: list[Managed],
+    project: str | None = None,
 ) -> tuple[dict[str, Target], dict[str, ImageOutcome]]:
     """Adopt against Glance as it is now (the backend's half).
 
@@ -203,7 +226,10 @@ def take_over(
     why. An entry whose adoption failed is left out of the plan too: an
     upload would make exactly the duplicate adoption is there to avoid.
     """
-    adoption = match(mode, list_name, list_id, wanted, managed, glance.foreign())
+    elsewhere = glance.foreign(project) if project else []
+    adoption = match(
+        mode, list_name, list_id, wanted, managed, glance.foreign(), elsewhere, project
+    )
     outcomes = {
         key: ImageOutcome(state="error", reason=a.reason, action="adopt")
         for key, a in adoption.ambiguous.items()

@@ -219,7 +219,13 @@ class Backend:
                 wanted = targets(trusted, name, request.project, request.prefix)
                 if request.adopt:
                     wanted, adopted = adopt.take_over(
-                        self.glance, request.adopt, name, trusted.identifier, wanted, managed
+                        self.glance,
+                        request.adopt,
+                        name,
+                        trusted.identifier,
+                        wanted,
+                        managed,
+                        request.project,
                     )
                     managed = self.glance.managed(name) if adopted else managed
         actions = plan(wanted, managed, self.clock(), retire_reason)

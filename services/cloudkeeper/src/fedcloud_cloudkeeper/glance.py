@@ -77,13 +77,22 @@ class Glance:
             and (list_name is None or image.properties.get(LIST_PROPERTY) == list_name)
         ]
 
-    def foreign(self) -> list[Managed]:
-        """Our project's images without our tag: what old tools may have left."""
-        return [
-            image
-            for image in self._listing({})
-            if self.tag not in (image.properties.get("tags") or [])
-        ]
+    def foreign(self, project: str | None = None) -> list[Managed]:
+        """Images without our tag in our project (or owned by ``project``, seen
+        from inside it): what old tools may have left. cloudkeeper-os 0.9
+        uploaded into each VO's project."""
+        try:
+            conn = self.conn if project is None else self._as_member(project)
+            if project is not None and conn.current_project_id == self.conn.current_project_id:
+                return []  # the list's project is ours: already in foreign()
+            images = self._listing({}, conn)
+        except Exception as error:  # keystoneauth's and the SDK's alike
+            if project is None:
+                raise
+            # No role there: sharing with it fails too, and says so for each image.
+            LOG.warning("cannot list project %s's images: %s", project, error)
+            return []
+        return [image for image in images if self.tag not in (image.properties.get("tags") or [])]
 
     def adopt(self, existing: Managed, properties: dict[str, str]) -> None:
         """Make an old tool's image ours: properties first, our tag last.
@@ -98,15 +107,16 @@ class Glance:
             self.conn.image.update_image_properties(image, **changes)
         self.conn.image.add_tag(image, self.tag)
 
-    def _listing(self, filters: dict[str, Any]) -> list[Managed]:
+    def _listing(self, filters: dict[str, Any], conn: Connection | None = None) -> list[Managed]:
+        conn = conn or self.conn
         found = []
         query: dict[str, Any] = {
             **filters,
-            "owner": self.conn.current_project_id,
+            "owner": conn.current_project_id,
             "limit": PAGE,
         }
         while True:
-            reply = self.conn.image.get("/images", params=query, raise_exc=False)
+            reply = conn.image.get("/images", params=query, raise_exc=False)
             if reply.status_code != 200:
                 raise GlanceError(image="*", action="list", problem=_detail(reply))
             page = reply.json().get("images", [])
@@ -203,10 +213,13 @@ class Glance:
         if member is None:
             self.conn.image.add_member(image_id, member=project_id)
         if member is None or member.status != "accepted":
-            as_member = self._members.get(project)
-            if as_member is None:
-                as_member = self._members[project] = self._connect(project)
-            as_member.image.update_member(project_id, image_id, status="accepted")
+            self._as_member(project).image.update_member(project_id, image_id, status="accepted")
+
+    def _as_member(self, project: str) -> Connection:
+        """A connection scoped to ``project`` (the appliance's user has a role there)."""
+        if project not in self._members:
+            self._members[project] = self._connect(project)
+        return self._members[project]
 
     def retire(self, existing: Managed) -> str:
         """Delete; if Glance refuses, make it private, mark it EOL and deactivate it."""

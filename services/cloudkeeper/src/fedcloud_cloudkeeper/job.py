@@ -191,7 +191,14 @@ class Job:
         problems: list[str] = []
         if source.adopt:  # as the backend will find them once it adopted them
             adoption = adopt.match(
-                source.adopt, source.name, trusted.identifier, wanted, managed, self.foreign()
+                source.adopt,
+                source.name,
+                trusted.identifier,
+                wanted,
+                managed,
+                self.foreign(),
+                self.glance.foreign(source.project) if source.project else [],
+                source.project,
             )
             adopted, problems = adoption.actions(wanted), adoption.problems()
             managed = [*managed, *adoption.as_managed(wanted)]
