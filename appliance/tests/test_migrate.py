@@ -100,6 +100,7 @@ def test_a_cloudkeeper_install_becomes_lists_with_tokens_in_files_and_its_vo_pro
     assert any("images.endorser: cloudkeeper did not check" in note for note in notes)
     assert any("vo.access.egi.eu.domain:" in note for note in notes)
     assert any("[DEFAULT] spooldir:" in note for note in notes)
+    assert any("[ssm] output_path: cASO runs inside the appliance" in note for note in notes)
 
 
 def test_an_atrope_install_keeps_its_list_names_so_its_images_are_adopted(tmp_path, capsys):
@@ -129,6 +130,7 @@ def test_an_atrope_install_keeps_its_list_names_so_its_images_are_adopted(tmp_pa
     assert any("egi.access.images: the appliance replicates a whole list" in note for note in notes)
     assert any("[glance] vo_map:" in note for note in notes)
     assert any("[DEFAULT] state_path:" in note for note in notes)
+    assert any("[cache] path: no such atrope setting" in note for note in notes)
     assert not any("[glance] tag" in note for note in notes)  # atrope-catchall: adopt finds it
 
 
@@ -146,3 +148,16 @@ def test_an_atrope_tag_adopt_cannot_recognise_is_named(tmp_path, capsys):
     assert code == 0
     assert "[glance] tag images-sync: adopt recognises atrope's images by a tag" in out
     assert "accounting: no " in out  # no caso.conf: accounting off, and said so
+
+
+def test_the_2017_appliances_voms_json_in_etc_is_found(tmp_path, capsys):
+    tree = tmp_path / "tree"
+    (tree / "etc/caso").mkdir(parents=True)
+    conf = (TREES / "atrope/etc/caso/caso.conf").read_text()
+    (tree / "etc/caso/caso.conf").write_text(conf)  # names no mapping_file
+    (tree / "etc/voms.json").write_text('{"vo.example": {"projects": ["vo-example"]}}')
+    code = cli.main(["migrate", "--root", str(tree), "--config-dir", str(tmp_path / "out"),
+                     "--hostname", "a.example.org"])  # fmt: skip
+    out, _ = capsys.readouterr()
+    assert code == 0 and f"vo_map_file: {tmp_path / 'out' / 'voms.json'}" in out
+    assert (tmp_path / "out/voms.json").read_text() == (tree / "etc/voms.json").read_text()

@@ -66,8 +66,10 @@ class Draft:
         if last not in section:
             section[last] = value
         elif section[last] != value:
-            self.skip(f"{source} {'.'.join(keys)}", f"{'.'.join(keys)} already set from an "
-                      "earlier file; check which one is right")  # fmt: skip
+            self.skip(
+                f"{source} {'.'.join(keys)}",
+                f"{'.'.join(keys)} already set from an earlier file; check which one is right",
+            )
 
     def lay_out(self) -> str:
         """Write the secrets (0600, directory 0700); the YAML to print."""

@@ -43,15 +43,46 @@ def _conf(parser: Any, conf: Path, root: Path, draft: Draft) -> Path | None:
     if parser.has_option("glance", "tag"):
         tag = parser.get("glance", "tag")
         if tag != "atrope" and not tag.startswith("atrope-"):
-            draft.skip(f"{where} [glance] tag {tag}", "adopt recognises atrope's images by a "
-                       "tag 'atrope' or 'atrope-*'; retag them before the first sync")  # fmt: skip
+            draft.skip(
+                f"{where} [glance] tag {tag}",
+                "adopt recognises atrope's images by a "
+                "tag 'atrope' or 'atrope-*'; retag them before the first sync",
+            )
     glance_done = ini.HANDLED | {"formats", "tag"}
-    ini.leftovers(parser, "glance", glance_done, draft, where,
-                  "not a keystone option the appliance uses")  # fmt: skip
-    ini.leftovers(parser, "DEFAULT", {"ca_path"}, draft, where,
-                  "atrope's own state; the appliance keeps its own")  # fmt: skip
-    ini.leftovers(parser, "dispatchers", {"prefix", "dispatcher"}, draft, where,
-                  "the appliance always writes to Glance")  # fmt: skip
+    ini.leftovers(
+        parser, "glance", glance_done, draft, where, "not a keystone option the appliance uses"
+    )
+    ini.leftovers(
+        parser,
+        "DEFAULT",
+        {"ca_path"},
+        draft,
+        where,
+        "atrope's own state; the appliance keeps its own",
+    )
+    ini.leftovers(
+        parser,
+        "dispatchers",
+        {"prefix", "dispatcher"},
+        draft,
+        where,
+        "the appliance always writes to Glance",
+    )
+    ini.other_sections(
+        parser,
+        {"glance", "dispatchers", "sources"},
+        draft,
+        where,
+        "no such atrope setting in the appliance",
+    )
+    ini.leftovers(
+        parser,
+        "sources",
+        {"hepix_sources"},
+        draft,
+        where,
+        "the appliance reads signed HEPiX lists only",
+    )
     if parser.has_option("sources", "hepix_sources"):
         named = Path(parser.get("sources", "hepix_sources"))
         return root / named.relative_to("/") if named.is_absolute() else conf.parent / named
@@ -80,9 +111,12 @@ def _lists(path: Path, draft: Draft) -> None:
             entry["enabled"] = False
         entry["adopt"] = "atrope"  # and the list keeps its hepix.yaml name, which atrope stored
         if source.get("images"):
-            draft.skip(f"{where} {name}.images", "the appliance replicates a whole list, not a "
-                       "selection of its images")  # fmt: skip
-        for key in sorted(set(source) - {"url", "enabled", "endorser", "token", "images",
-                                         "prefix", "project"}):  # fmt: skip
+            draft.skip(
+                f"{where} {name}.images",
+                "the appliance replicates a whole list, not a selection of its images",
+            )
+        for key in sorted(
+            set(source) - {"url", "enabled", "endorser", "token", "images", "prefix", "project"}
+        ):
             draft.skip(f"{where} {name}.{key}", "no such list setting in the appliance")
         lists.append(entry)

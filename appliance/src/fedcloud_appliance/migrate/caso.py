@@ -52,10 +52,29 @@ def read(conf: Path, voms: Path | None, draft: Draft, today: datetime.date) -> N
         draft.config["openstack"] = auth
     elif auth and top is not None and auth.get("username") != top.get("username"):
         draft.section("accounting")["openstack"] = auth
-    ini.leftovers(parser, "keystone_auth", ini.HANDLED, draft, where,
-                  "not a keystone option the appliance uses")  # fmt: skip
-    ini.leftovers(parser, "DEFAULT", DEFAULTS_READ, draft, where,
-                  "cASO runs inside the appliance with its own spool and messenger")  # fmt: skip
+    ini.leftovers(
+        parser,
+        "keystone_auth",
+        ini.HANDLED,
+        draft,
+        where,
+        "not a keystone option the appliance uses",
+    )
+    ini.leftovers(
+        parser,
+        "DEFAULT",
+        DEFAULTS_READ,
+        draft,
+        where,
+        "cASO runs inside the appliance with its own spool and messenger",
+    )
+    ini.other_sections(
+        parser,
+        {"keystone_auth"},
+        draft,
+        where,
+        "cASO runs inside the appliance, which sends its records itself",
+    )
     path = voms
     if path is not None and path.is_file():
         draft.read.append(str(path))

@@ -23,11 +23,30 @@ def read(directory: Path, draft: Draft) -> None:
         auth = ini.credentials(parser, "keystone_authtoken", draft, "cloudkeeper-os")
         if auth:
             draft.setdefault(("openstack",), auth, str(conf))
-        ini.leftovers(parser, "keystone_authtoken", ini.HANDLED, draft, str(conf),
-                      "not a keystone option the appliance uses")  # fmt: skip
-        ini.leftovers(parser, "DEFAULT", {"mapping_file"}, draft, str(conf),
-                      "cloudkeeper-os' own behaviour (the appliance shares a list's images "
-                      "with its VO's project, keeps downloads in images.store)")  # fmt: skip
+        ini.leftovers(
+            parser,
+            "keystone_authtoken",
+            ini.HANDLED,
+            draft,
+            str(conf),
+            "not a keystone option the appliance uses",
+        )
+        ini.leftovers(
+            parser,
+            "DEFAULT",
+            {"mapping_file"},
+            draft,
+            str(conf),
+            "cloudkeeper-os' own behaviour (the appliance shares a list's images "
+            "with its VO's project, keeps downloads in images.store)",
+        )
+        ini.other_sections(
+            parser,
+            {"keystone_authtoken"},
+            draft,
+            str(conf),
+            "no such cloudkeeper-os setting in the appliance",
+        )
     lists_conf = _first(directory, "image-lists.conf")
     if lists_conf:
         draft.read.append(str(lists_conf))

@@ -58,21 +58,28 @@ def run(args: argparse.Namespace) -> int:
     cloudkeeper.read(args.cloudkeeper_dir or root / "etc/cloudkeeper", draft)
     atrope.read(args.atrope_dir or root / "etc/atrope", root, draft)
     caso_conf = args.caso_conf or root / "etc/caso/caso.conf"
-    voms = (
-        args.voms_json or _under(root, caso.mapping_file(caso_conf)) or root / "etc/caso/voms.json"
-    )
+    voms = args.voms_json or _under(root, caso.mapping_file(caso_conf))
+    voms = voms or _first_file(root / "etc/caso/voms.json", root / "etc/voms.json")
     caso.read(caso_conf, voms, draft, datetime.datetime.now(datetime.UTC).date())
     cip.read(args.cip_yaml or root / "etc/cloud-info-provider/openstack.yaml", draft)
     _complete(draft, args.hostname)
     text = draft.lay_out()
     sys.stdout.write(text)
-    counts = {"files": len(draft.read), "secrets": len(draft.secret_names),
-              "not_carried_over": len(draft.notes)}  # fmt: skip
+    counts = {
+        "files": len(draft.read),
+        "secrets": len(draft.secret_names),
+        "not_carried_over": len(draft.notes),
+    }
     print(
         format_summary("appliance-migrate", "ok", counts, time.monotonic() - started),
         file=sys.stderr,
     )
     return 0
+
+
+def _first_file(*paths: Path) -> Path:
+    """The first that exists; the 2017 appliance kept voms.json in /etc."""
+    return next((path for path in paths if path.is_file()), paths[0])
 
 
 def _under(root: Path, path: Path | None) -> Path | None:
@@ -88,8 +95,14 @@ def _complete(draft: Draft, hostname: str | None) -> None:
     if site["name"] == "MY-SITE":
         draft.notes.append("site.name: in neither caso.conf nor the cloud-info-provider YAML")
     site["hostname"] = hostname or socket.getfqdn()
-    if not draft.config.get("openstack"):
+    auth = draft.config.get("openstack")
+    if not auth:
         draft.notes.append("openstack: no credentials in any old file; add them")
+    elif not (auth.get("project_name") or auth.get("project_id") or auth.get("cloud")):
+        draft.notes.append(
+            "openstack.project_name: no project in the old files; add the project the "
+            "appliance manages its images in"
+        )
     images = draft.section("images")
     if not images.get("lists"):
         images["enabled"] = False

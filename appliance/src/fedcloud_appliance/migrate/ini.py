@@ -73,3 +73,12 @@ def leftovers(
     for option in items:
         if option not in handled and option not in defaults:
             draft.skip(f"{where} [{section}] {option}", why)
+
+
+def other_sections(
+    parser: configparser.RawConfigParser, read: set[str], draft: Draft, where: str, why: str
+) -> None:
+    """Name every option of the sections nobody read, with ``why``."""
+    for section in parser.sections():
+        if section not in read:
+            leftovers(parser, section, set(), draft, where, why)
