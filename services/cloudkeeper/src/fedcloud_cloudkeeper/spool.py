@@ -35,7 +35,7 @@ LOG = logging.getLogger(__name__)
 
 # The record version this code writes and the newest it reads. Files from
 # before versioning (no "version" key) are version 0, the same shape.
-SPOOL_VERSION = 1
+SPOOL_VERSION = 2  # 2: SyncList.adopt and retire_old (an older backend cannot apply them)
 # Results nobody collected (a run without --wait) are dropped after this long.
 RESULT_KEEP_S = 7 * 24 * 3600
 
