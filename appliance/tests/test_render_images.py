@@ -22,6 +22,7 @@ from fedcloud_appliance import loader, render
 from fedcloud_appliance.config import ImageList, Images
 from fedcloud_appliance.jobs import job_specs
 from fedcloud_common import settings
+from fedcloud_common.errors import ConfigError
 from fedcloud_common.services import RENDERED_DIR, by_section
 from fedcloud_common.settings.cloudkeeper import CloudkeeperSettings
 from tests.support.applianceconfig import MINIMAL, write_password
@@ -254,6 +255,14 @@ def test_lists_enabled_false_keeps_the_list_but_disabled(rendered):
 def test_lists_prefix_goes_before_this_lists_image_names(rendered):
     (source,) = rendered(_one_list(prefix="'VO '")).lists
     assert source.prefix == "VO "
+
+
+def test_lists_adopt_names_the_old_tool_whose_images_the_list_takes_over(rendered):
+    assert rendered().lists[0].adopt is None
+    (source,) = rendered(_one_list(adopt="atrope")).lists
+    assert source.adopt == "atrope"
+    with pytest.raises(ConfigError, match="adopt"):
+        rendered(_one_list(adopt="vmcatcher"))
 
 
 def test_store_is_the_host_directory_compose_binds_at_image_data(rendered, config_dir, capsys):

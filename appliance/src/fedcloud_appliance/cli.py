@@ -4,6 +4,7 @@ appliance config check      validate the config file and the files it names
 appliance serve             run the scheduler and the status page
 appliance status [--json]   last and next run of every job, service health
 appliance run JOB           run one job now and wait for it
+appliance migrate           print an appliance.yaml from a cloudkeeper/atrope install
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fedcloud_appliance import connect, jobs, loader, metrics, render, status, w
 from fedcloud_appliance.config import ApplianceConfig
 from fedcloud_appliance.docker_run import DockerRunner
 from fedcloud_appliance.history import History
+from fedcloud_appliance.migrate import command as migrate_command
 from fedcloud_appliance.runlog import RunLog
 from fedcloud_appliance.scheduler import RetryPolicy, Supervisor
 from fedcloud_appliance.swarm_run import SwarmRunner, in_swarm_task
@@ -297,6 +299,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one job now")
     run.add_argument("job")
     run.set_defaults(func=cmd_run)
+    migrate_command.add_parser(commands)
     return root
 
 

@@ -151,6 +151,10 @@ def test_a_new_list_lands_shared_with_the_vo_and_described_for_consumers(site, t
     assert props["os_distro"] == "ubuntu" and props["os_version"] == "24.04"
     assert props["architecture"] == "x86_64" and props["APPLIANCE_VO"] == "vo.demo.example"
     assert json.loads(props["APPLIANCE_ATTRIBUTES"])["ad:base_mpuri"].startswith("https://")
+    # Both old conventions: atrope's names and cloudkeeper-os' status.
+    assert props["appdb_id"] == "ubuntu" and props["image_list"] == "demo"
+    assert props["vo"] == "vo.demo.example" and props["APPLIANCE_STATUS"] == "ACTIVE"
+    assert props["image_hash"] == f"sha512:{hashlib.sha512(data).hexdigest()}"
     vo = site.demo_cloud.connect(project_name="vo-demo")
     member = vo.image.get_member(vo.current_project_id, image.id)
     assert member.status == "accepted"
@@ -262,6 +266,7 @@ def test_an_image_glance_will_not_delete_is_made_private_and_deactivated(site, t
         assert drained["failed"] == 0
         after = site.admin.image.get_image(stuck.id)
         assert (after.status, after.visibility) == ("deactivated", "private")
+        assert after.properties["APPLIANCE_STATUS"] == "EOL"  # cloudkeeper-os' mark
         status = json.loads((site.config.state_dir / "status" / "images-demo.json").read_text())
         assert status["images"]["stuck"]["reason"] == "no longer in the list: deactivated"
     finally:

@@ -87,7 +87,9 @@ def test_refused_requests_are_set_aside_with_a_reason_and_answered(tmp_path: Pat
     spool.requests.mkdir(parents=True)
     (spool.requests / "a-garbage.json").write_text("{not json")
     newer = spool.requests / "b-newer.json"
-    newer.write_text(json.dumps({"version": 2, "kind": "sync-list", "list": "demo"}))
+    newer.write_text(
+        json.dumps({"version": SPOOL_VERSION + 1, "kind": "sync-list", "list": "demo"})
+    )
     counts = Backend(glance=None, spool=spool, state_dir=tmp_path / "state").drain()
     assert (counts["refused"], counts["failed"], counts["applied"]) == (2, 2, 0)
     assert spool.pending() == []

@@ -13,6 +13,7 @@ from pydantic import Field, HttpUrl, model_validator
 from fedcloud_appliance.config.base import Cron, Section
 from fedcloud_common.openstack import Credentials
 from fedcloud_common.settings.cloudkeeper import (
+    AdoptFrom,
     DiskFormat,
     EventHook,
     HttpTimeout,
@@ -43,6 +44,13 @@ class ImageList(Section):
         True, description="false: the list is not fetched, and cleanup retires its images"
     )
     prefix: str = Field("", description="put before this list's image names in Glance")
+    adopt: AdoptFrom | None = Field(
+        None,
+        description="when moving from cloudkeeper-os or atrope: take over the images that tool "
+        "placed for this list (same content: kept as they are, same id; other content: "
+        "replaced like an older version) instead of uploading duplicates; auto: either tool's. "
+        "For atrope, keep the list's name from hepix.yaml",
+    )
 
 
 class Images(Section):

@@ -33,6 +33,7 @@ def cloudkeeper(config: ApplianceConfig, stage: Stage) -> CloudkeeperSettings:
                 vo=image_list.vo,
                 prefix=image_list.prefix,
                 enabled=image_list.enabled,
+                adopt=image_list.adopt,
             )
         )
     return CloudkeeperSettings(

@@ -26,6 +26,9 @@ ParallelDownloads = Annotated[int, Field(ge=1, le=16)]
 Retries = Annotated[int, Field(ge=0, le=10)]
 HttpTimeout = Annotated[float, Field(gt=0, le=3600)]
 EventHook = Annotated[str, Field(min_length=1)]
+# Whose images a list takes over when it first lands in Glance (the tool the
+# site ran before); auto: either's.
+AdoptFrom = Literal["cloudkeeper-os", "atrope", "auto"]
 
 DEFAULT_TAG = "fedcloud-cloudkeeper"
 
@@ -51,6 +54,11 @@ class ListSource(Model):
     )
     vo: str | None = Field(
         None, description="the VO the list must be for (its ad:vo); another VO's list is refused"
+    )
+    adopt: AdoptFrom | None = Field(
+        None,
+        description="take over the images this old tool placed for the list instead of "
+        "uploading copies; none: images without our tag are never touched",
     )
 
 

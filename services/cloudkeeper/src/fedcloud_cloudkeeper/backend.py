@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fedcloud_cloudkeeper import formats, imagelist, vmcatcher
+from fedcloud_cloudkeeper import adopt, formats, imagelist, vmcatcher
 from fedcloud_cloudkeeper.config import Config
 from fedcloud_cloudkeeper.errors import CloudkeeperError, DownloadError
 from fedcloud_cloudkeeper.glance import Glance
@@ -205,16 +205,32 @@ class Backend:
         if isinstance(request, VmcatcherEvent):
             return self._process_vmcatcher(request)
         name = request.list
+        if request.retire_old:  # cleanup --retire-old: the old tools' images, not a list's
+            return adopt.retire_orphans(self.glance, request.retire_old), []
         wanted = None
         retire_reason = request.retire_reason
+        adopted: Outcomes = {}
+        managed = self.glance.managed(name)
         if request.content is not None:
             trusted = imagelist.parse(request.content.encode(), f"{name} (spooled)")
             if trusted.expired(self.clock()):
                 retire_reason = "list expired"
             else:
                 wanted = targets(trusted, name, request.project, request.prefix)
-        actions = plan(wanted, self.glance.managed(name), self.clock(), retire_reason)
+                if request.adopt:
+                    wanted, adopted = adopt.take_over(
+                        self.glance,
+                        request.adopt,
+                        name,
+                        trusted.identifier,
+                        wanted,
+                        managed,
+                        request.project,
+                    )
+                    managed = self.glance.managed(name) if adopted else managed
+        actions = plan(wanted, managed, self.clock(), retire_reason)
         results = self._execute(name, actions, request.files, request.download_errors)
+        results = adopt.merged(adopted, results)
         self._record(name, results)
         return results, list(request.files.values())
 

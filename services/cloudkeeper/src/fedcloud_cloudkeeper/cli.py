@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     cleanup = commands.add_parser("cleanup", help="retire images of unsubscribed lists")
     cleanup.add_argument("--dry-run", action="store_true")
+    cleanup.add_argument(
+        "--retire-old",
+        action="store_true",
+        help="also retire the images cloudkeeper-os or atrope placed for lists no longer "
+        "subscribed (listed either way; only for lists with adopt set)",
+    )
     args = parser.parse_args(argv)
     _logging(args.verbose)
     started = time.monotonic()
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "cleanup":
-            report = job.cleanup(dry_run=args.dry_run)
+            report = job.cleanup(dry_run=args.dry_run, retire_old=args.retire_old)
             return _finish("cloudkeeper-cleanup", report, args.dry_run, started)
         report = job.sync(dry_run=args.dry_run, only=args.list)
         drained = None
@@ -182,7 +188,8 @@ def _finish(
             problems.append(f"list {outcome.name}: {outcome.reason}")
         for action in outcome.actions:
             if action.verb != "keep":
-                print(f"  {'would ' if dry_run else ''}{action.describe()}")
+                change = dry_run and action.verb != "leave"
+                print(f"  {'would ' if change else ''}{action.describe()}")
         for error in outcome.errors:
             print(f"  error: {error}")
         result = waited.results.get(outcome.request_id or "") if waited else None
@@ -208,9 +215,10 @@ def _finish(
     counts: dict[str, object] = {"dry_run": "yes"} if dry_run else {}
     planned = report.counts()
     counts |= {"lists": planned["lists"], "lists_failed": planned["lists_failed"]}
-    changes = sum(planned[verb] for verb in ("add", "replace", "update", "retire"))
+    changes = sum(planned[verb] for verb in ("adopt", "add", "replace", "update", "retire"))
     if dry_run:
-        counts |= {verb: planned[verb] for verb in ("add", "replace", "update", "retire", "keep")}
+        verbs = ("adopt", "add", "replace", "update", "retire", "keep")
+        counts |= {verb: planned[verb] for verb in verbs}
     else:
         # What was planned, what took effect and what did not, then the bytes.
         counts["planned"] = changes

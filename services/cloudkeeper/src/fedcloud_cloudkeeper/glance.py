@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import openstack
 from openstack.connection import Connection
 
+from fedcloud_cloudkeeper import conventions
 from fedcloud_cloudkeeper.errors import GlanceError
 from fedcloud_cloudkeeper.plan import LIST_PROPERTY, Managed, Target
 
@@ -69,22 +70,57 @@ class Glance:
         The raw listing is used because the SDK always follows Glance's
         ``next`` link, costing a second call even when the page was not full.
         """
+        return [
+            image
+            for image in self._listing({"tag": self.tag})
+            if self.tag in (image.properties.get("tags") or [])
+            and (list_name is None or image.properties.get(LIST_PROPERTY) == list_name)
+        ]
+
+    def foreign(self, project: str | None = None) -> list[Managed]:
+        """Images without our tag in our project (or owned by ``project``, seen
+        from inside it): what old tools may have left. cloudkeeper-os 0.9
+        uploaded into each VO's project."""
+        try:
+            conn = self.conn if project is None else self._as_member(project)
+            if project is not None and conn.current_project_id == self.conn.current_project_id:
+                return []  # the list's project is ours: already in foreign()
+            images = self._listing({}, conn)
+        except Exception as error:  # keystoneauth's and the SDK's alike
+            if project is None:
+                raise
+            # No role there: sharing with it fails too, and says so for each image.
+            LOG.warning("cannot list project %s's images: %s", project, error)
+            return []
+        return [image for image in images if self.tag not in (image.properties.get("tags") or [])]
+
+    def adopt(self, existing: Managed, properties: dict[str, str]) -> None:
+        """Make an old tool's image ours: properties first, our tag last.
+
+        Until the tag is there the image is not ours, so a crash in between
+        leaves it to be adopted again by the next run, never half-adopted.
+        """
+        image = self.conn.image.get_image(existing.id)
+        current = self.conn.image.get(f"/images/{existing.id}").json()
+        changes = {key: value for key, value in properties.items() if current.get(key) != value}
+        if changes:
+            self.conn.image.update_image_properties(image, **changes)
+        self.conn.image.add_tag(image, self.tag)
+
+    def _listing(self, filters: dict[str, Any], conn: Connection | None = None) -> list[Managed]:
+        conn = conn or self.conn
         found = []
         query: dict[str, Any] = {
-            "tag": self.tag,
-            "owner": self.conn.current_project_id,
+            **filters,
+            "owner": conn.current_project_id,
             "limit": PAGE,
         }
         while True:
-            reply = self.conn.image.get("/images", params=query, raise_exc=False)
+            reply = conn.image.get("/images", params=query, raise_exc=False)
             if reply.status_code != 200:
                 raise GlanceError(image="*", action="list", problem=_detail(reply))
             page = reply.json().get("images", [])
             for image in page:
-                if self.tag not in (image.get("tags") or []):
-                    continue
-                if list_name is not None and image.get(LIST_PROPERTY) != list_name:
-                    continue
                 found.append(
                     Managed(
                         image["id"],
@@ -177,13 +213,16 @@ class Glance:
         if member is None:
             self.conn.image.add_member(image_id, member=project_id)
         if member is None or member.status != "accepted":
-            as_member = self._members.get(project)
-            if as_member is None:
-                as_member = self._members[project] = self._connect(project)
-            as_member.image.update_member(project_id, image_id, status="accepted")
+            self._as_member(project).image.update_member(project_id, image_id, status="accepted")
+
+    def _as_member(self, project: str) -> Connection:
+        """A connection scoped to ``project`` (the appliance's user has a role there)."""
+        if project not in self._members:
+            self._members[project] = self._connect(project)
+        return self._members[project]
 
     def retire(self, existing: Managed) -> str:
-        """Delete; if Glance refuses, make it private and deactivate it instead."""
+        """Delete; if Glance refuses, make it private, mark it EOL and deactivate it."""
         try:
             self.conn.image.delete_image(existing.id, ignore_missing=True)
             return "deleted"
@@ -191,7 +230,8 @@ class Glance:
             LOG.warning("deleting %s failed (%s); deactivating it", existing.id, error)
         try:
             image = self.conn.image.get_image(existing.id)
-            self.conn.image.update_image_properties(image, visibility="private")
+            kept = {conventions.STATUS_PROPERTY: conventions.EOL}  # cloudkeeper-os' mark
+            self.conn.image.update_image_properties(image, visibility="private", **kept)
             if image.status == "active":
                 self.conn.image.deactivate_image(existing.id)
             return "deactivated"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from fedcloud_cloudkeeper import fetch, formats
+from fedcloud_cloudkeeper import adopt, fetch, formats
 from fedcloud_cloudkeeper.config import Config, ListSource
 from fedcloud_cloudkeeper.glance import Glance
 from fedcloud_cloudkeeper.imagelist import ImageList
@@ -61,7 +61,7 @@ class Report:
 
     def counts(self) -> dict[str, int]:
         counts = {"lists": len(self.lists), "lists_failed": 0}
-        for verb in ("add", "replace", "update", "retire", "keep"):
+        for verb in ("adopt", "add", "replace", "update", "retire", "keep"):
             counts[verb] = 0
         counts["errors"] = 0
         for outcome in self.lists:
@@ -87,6 +87,7 @@ class Job:
         self.clock = clock
         self.trust = TrustStore(config.state_dir)
         self.spool = Spool(config.spool_dir)
+        self._foreign: list[Managed] | None = None  # untagged images, listed once a run
         self.downloader = fetch.Downloader(
             self.http,
             timeout_s=config.timeout_s,
@@ -114,8 +115,12 @@ class Job:
         trusted, _ = self._fetch_verified(source)
         return trusted
 
-    def cleanup(self, dry_run: bool = False) -> Report:
-        """Retire images of lists no longer configured; drop cache files nothing needs."""
+    def cleanup(self, dry_run: bool = False, retire_old: bool = False) -> Report:
+        """Retire images of lists no longer configured; drop cache files nothing needs.
+
+        The old tools' images for lists no longer subscribed are listed, and
+        retired only with ``retire_old``: they may still be someone's.
+        """
         with self._lock() as locked:
             if not locked:
                 return Report([], skipped=True)
@@ -132,6 +137,9 @@ class Job:
                         SyncList(list=name, retire_reason="list no longer subscribed")
                     )
                     self.trust.forget(name)
+            modes = {s.adopt for s in self.config.lists if s.adopt}
+            if modes:
+                outcomes += self._old_tools_orphans(modes, dry_run, retire_old)
             stale = self.stale_files()
             if stale:
                 outcomes.append(
@@ -179,8 +187,25 @@ class Job:
             self._retire_expired(source, managed, outcome, dry_run, now)
             return outcome
         wanted = targets(trusted, source.name, source.project, self._prefix(source))
-        actions = plan(wanted, managed, now)
+        adopted: list[Action] = []
+        problems: list[str] = []
+        if source.adopt:  # as the backend will find them once it adopted them
+            adoption = adopt.match(
+                source.adopt,
+                source.name,
+                trusted.identifier,
+                wanted,
+                managed,
+                self.foreign(),
+                self.glance.foreign(source.project) if source.project else [],
+                source.project,
+            )
+            adopted, problems = adoption.actions(wanted), adoption.problems()
+            managed = [*managed, *adoption.as_managed(wanted)]
+            wanted = adoption.wanted(wanted)
+        actions = adopted + plan(wanted, managed, now)
         outcome = ListOutcome(source.name, "ok", f"list {trusted.version} verified", actions)
+        outcome.errors += problems
         if dry_run:
             return outcome
         self.trust.save(source.name, content)
@@ -207,6 +232,7 @@ class Job:
                 prefix=self._prefix(source),
                 files=files,
                 download_errors=download_errors,
+                adopt=source.adopt,
             )
         )
 
@@ -286,6 +312,58 @@ class Job:
                     outcome.errors.append(reason)
                     failed[futures[future].identifier] = reason
         return files, failed
+
+    def foreign(self) -> list[Managed]:
+        """Our project's untagged images (the old tools'), listed once a run."""
+        if self._foreign is None:
+            self._foreign = self.glance.foreign()
+        return self._foreign
+
+    def _old_tools_orphans(
+        self, modes: set[str], dry_run: bool, retire_old: bool
+    ) -> list[ListOutcome]:
+        """The old tools' images for lists no longer subscribed, one outcome per list.
+
+        cloudkeeper-os knew a list by its dc:identifier, which only a trusted
+        copy tells: while a subscribed list was never synced, its images are
+        not judged.
+        """
+        enabled = [s for s in self.config.lists if s.enabled]
+        list_ids, unsynced = set(), []
+        for source in enabled:
+            last = self.trust.load(source.name)
+            if last is None:
+                unsynced.append(source.name)
+            else:
+                list_ids.add(last.identifier)
+        found = adopt.orphans(modes, {s.name for s in enabled}, list_ids, self.foreign())
+        outcomes = []
+        if unsynced:
+            found = [o for o in found if o.tool != "cloudkeeper-os"]
+            if any(mode in ("cloudkeeper-os", "auto") for mode in modes):
+                outcomes.append(
+                    ListOutcome(
+                        "(cloudkeeper-os)",
+                        "ok",
+                        f"its images not judged: {', '.join(unsynced)} never synced here",
+                    )
+                )
+        groups: dict[str, list[adopt.Orphan]] = {}
+        for orphan in found:
+            groups.setdefault(f"{orphan.list} ({orphan.tool})", []).append(orphan)
+        for name, orphans in groups.items():
+            reason = f"placed by {orphans[0].tool} for a list no longer subscribed"
+            verb = "retire" if retire_old else "leave"
+            if not retire_old:
+                reason += "; kept (cleanup --retire-old retires it)"
+            actions = [Action(verb, o.identifier, reason, None, o.image) for o in orphans]
+            outcome = ListOutcome(name, "ok", f"{len(orphans)} old image(s)", actions)
+            if retire_old and not dry_run:
+                outcome.request_id = self.spool.put(
+                    SyncList(list=name, retire_old={o.image.id: reason for o in orphans})
+                )
+            outcomes.append(outcome)
+        return outcomes
 
     def _managed_by_list(self) -> dict[str, list[Managed]]:
         grouped: dict[str, list[Managed]] = {}

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fedcloud_cloudkeeper import conventions
 from fedcloud_cloudkeeper.imagelist import Image, ImageList
 
 LIST_PROPERTY = "fedcloud_image_list"
@@ -186,5 +187,5 @@ def _properties(image: Image, image_list: ImageList, list_name: str) -> dict[str
         LIST_PROPERTY: list_name,
         CONTENT_PROPERTY: image.content_digest,
         SHA512_PROPERTY: f"sha512:{image.sha512}",
-    }
+    } | conventions.written(image, image_list, list_name)
     return {key: value for key, value in values.items() if value != ""}

@@ -29,12 +29,13 @@ from fedcloud_common.files import write_atomically
 from fedcloud_common.imagestatus import ImageOutcome
 from fedcloud_common.model import Model
 from fedcloud_common.settings import describe
+from fedcloud_common.settings.cloudkeeper import AdoptFrom
 
 LOG = logging.getLogger(__name__)
 
 # The record version this code writes and the newest it reads. Files from
 # before versioning (no "version" key) are version 0, the same shape.
-SPOOL_VERSION = 1
+SPOOL_VERSION = 2  # 2: SyncList.adopt and retire_old (an older backend cannot apply them)
 # Results nobody collected (a run without --wait) are dropped after this long.
 RESULT_KEEP_S = 7 * 24 * 3600
 
@@ -65,6 +66,10 @@ class SyncList(Model):
     # Images whose download failed, with why: reported, not left "pending".
     download_errors: dict[str, str] = {}
     retire_reason: str = ""
+    # Take over the old tool's images for this list (fedcloud_cloudkeeper.adopt).
+    adopt: AdoptFrom | None = None
+    # Old tools' images (Glance id -> why) that cleanup --retire-old retires.
+    retire_old: dict[str, str] = {}
 
 
 class VmcatcherEvent(Model):
