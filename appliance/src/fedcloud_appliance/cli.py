@@ -31,6 +31,7 @@ from fedcloud_appliance.swarm_run import SwarmRunner, in_swarm_task
 from fedcloud_common import settings
 from fedcloud_common.errors import ConfigError
 from fedcloud_common.settings.cloudkeeper import CloudkeeperSettings
+from fedcloud_common.settings.glancesync import GlanceSyncSettings
 
 LOG = logging.getLogger("appliance")
 
@@ -149,11 +150,19 @@ def _appliance(config: ApplianceConfig, args: argparse.Namespace) -> status.Appl
         except ConfigError:
             rendered = CloudkeeperSettings()
         state_dir = rendered.state_dir
+    region_state = None
+    if config.regions.enabled:
+        try:
+            sync = settings.load(GlanceSyncSettings, _render_dir(args) / "glancesync.json")
+            region_state = sync.state_dir
+        except ConfigError:
+            region_state = GlanceSyncSettings.model_fields["state_dir"].default
     return status.Appliance(
         site=config.site.name,
         host=config.site.hostname,
         image_state_dir=state_dir,
         image_lists=tuple(lst.name for lst in config.images.lists if lst.enabled),
+        region_state_dir=region_state,
     )
 
 
