@@ -31,9 +31,9 @@ class Master:
         with self.lock:
             self.reads.append(img.id)
         time.sleep(0.05)
+        out.write(b"x" * img.size)
         if img.id in self.bad:
             raise DataMismatchError(f"{img.name}: bad")
-        out.write(b"x" * img.size)
         return img.size
 
 
@@ -82,4 +82,5 @@ def test_a_bad_master_image_fails_every_region_with_one_read(tmp_path: Path) -> 
         with pytest.raises(DataMismatchError), cache.open(image("bad", 10)):
             pass
     assert master.reads == ["bad"]
+    assert cache.bytes_read == 10  # read (once), though never used
     assert list(tmp_path.iterdir()) == []

@@ -40,6 +40,23 @@ class _Entry:
     fetching: bool = False
 
 
+class _Counting:
+    """A file that counts the bytes written to it."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.count = file, 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return self.file.write(data)
+
+    def __enter__(self) -> _Counting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
 class MasterCache:
     def __init__(self, fetch: Fetch, directory: Path, capacity: int) -> None:
         self._fetch = fetch
@@ -119,15 +136,17 @@ class MasterCache:
     def _download(self, image: Image) -> Path:
         handle, name = tempfile.mkstemp(dir=self._dir, prefix="master-")
         path = Path(name)
+        out = _Counting(os.fdopen(handle, "wb"))
         try:
-            with os.fdopen(handle, "wb") as out:
-                count = self._fetch(image, out)
+            with out:
+                self._fetch(image, out)  # type: ignore[arg-type]
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        with self._lock:
-            self.bytes_read += count
-            self.reads += 1
+        finally:
+            with self._lock:  # what was read counts, whether it passed its check or not
+                self.bytes_read += out.count
+                self.reads += 1
         return path
 
     def _used(self) -> int:

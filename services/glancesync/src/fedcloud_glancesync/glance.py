@@ -182,7 +182,8 @@ def catalog_regions(conn: openstack.connection.Connection) -> list[str]:
     assert session.auth is not None
     access = session.auth.get_access(session)  # type: ignore[attr-defined]
     endpoints = access.service_catalog.get_endpoints(service_type="image", interface="public")
-    return sorted({str(e["region_id"]) for e in endpoints.get("image", []) if e.get("region_id")})
+    found = {e.get("region_id") or e.get("region") for e in endpoints.get("image", [])}
+    return sorted(str(region) for region in found if region)
 
 
 def connect(credentials: Credentials, region: str) -> openstack.connection.Connection:
