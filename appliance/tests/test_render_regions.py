@@ -250,3 +250,17 @@ def test_bad_glancesync_credentials_are_named(tmp_path: Path) -> None:
     conf.write_text("[main]\nmaster_region = R\n[master]\ncredential = u,%%%,http://k,t\n")
     with pytest.raises(ConfigError, match=r"\[master\] credential: the password is not valid"):
         glancesync_ini.read(conf)
+
+
+def test_the_rest_api_is_served_unless_turned_off(tmp_path: Path) -> None:
+    from fedcloud_appliance import cli, status
+
+    appliance = status.Appliance(region_state_dir=tmp_path)
+    base = "regions: {enabled: true, master: {region: R}, targets: {m: {}}%s}\n"
+    on = cli._region_api(_load(tmp_path, base % ""), None, appliance)  # type: ignore[arg-type]
+    assert on is not None
+    code, body = on("GET", "/v1/regions", {})  # no token: refused before anything else
+    assert code == 401 and b"X-Auth-Token" in body
+    off = _load(tmp_path, base % ", api: false")
+    assert cli._region_api(off, None, appliance) is None  # type: ignore[arg-type]
+    assert cli.master_auth_url(off) == "https://keystone.test:5000/v3"
