@@ -58,7 +58,22 @@ def test_three_regions_read_each_image_once(tmp_path: Path) -> None:
     assert sorted(master.reads) == sorted(i.id for i in images)
     assert cache.bytes_read == sum(i.size for i in images)
     assert sorted(seen) == sorted([i.size for i in images] * 3)
-    assert list(tmp_path.iterdir()) == []  # each file went when the last region was done
+    assert len(list(tmp_path.iterdir())) == 5  # kept for the run, within the capacity
+    cache.clear()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_regions_one_after_another_read_each_image_once_too(tmp_path: Path) -> None:
+    master = Master()
+    cache = MasterCache(master.fetch, tmp_path, capacity=10_000)
+    images = [image(f"i{n}", 100) for n in range(3)]
+    for _ in range(3):  # each region says what it needs only when its turn comes
+        cache.expect([i.id for i in images])
+        for img in images:
+            with cache.open(img):
+                pass
+            cache.done(img.id)
+    assert master.reads == ["i0", "i1", "i2"]
 
 
 def test_the_capacity_bounds_the_disk(tmp_path: Path) -> None:
@@ -73,6 +88,9 @@ def test_the_capacity_bounds_the_disk(tmp_path: Path) -> None:
     with cache.open(a):  # evicted for b: read again rather than overfill
         pass
     assert master.reads == ["a", "b", "c", "a"]
+    with cache.open(c):  # evicted for a, though no region plans it: read again
+        pass
+    assert master.reads == ["a", "b", "c", "a", "c"]
 
 
 def test_a_bad_master_image_fails_every_region_with_one_read(tmp_path: Path) -> None:

@@ -2,17 +2,20 @@
 
 A bounded local cache on disk: the first region that needs an image streams
 it from the master's Glance API into a file (checked against the master's
-SHA-512 as it arrives, never held in memory), every region uploads from
-that file, and the file goes as soon as the last region that planned it is
-done. Chosen over a tee to several uploads because regions run at their
-own pace (a slow or failing region must not stall the others' streams) and
-because a region's upload only starts from bytes already verified: a
-master image whose data does not match its checksum is never sent anywhere.
+SHA-512 as it arrives, never held in memory), and every region uploads from
+that file. Chosen over a tee to several uploads because regions run at
+their own pace (a slow or failing region must not stall the others'
+streams) and because a region's upload only starts from bytes already
+verified: a master image whose data does not match its checksum is never
+sent anywhere.
 
-The cache holds at most ``capacity`` bytes of files not being uploaded
-from; beyond that, finished-with-for-now files are evicted (and fetched
-again if a region still needs one: more master reads, never more disk). An
-image larger than the whole capacity is still fetched, alone.
+Files stay for the run (regions sync one after another too, and a region
+only says what it needs once it has listed its Glance), within
+``capacity`` bytes: when a new image needs room, files no upload is using
+are evicted, those no region still plans first. An evicted file a region
+needs later is fetched again (more master reads, never more disk); an image
+larger than the whole capacity is still fetched, alone. The run clears the
+cache when it ends.
 """
 
 from __future__ import annotations
@@ -82,7 +85,6 @@ class MasterCache:
         with self._lock:
             if self._needs[image_id] > 0:
                 self._needs[image_id] -= 1
-            self._drop_unneeded(image_id)
 
     @contextlib.contextmanager
     def open(self, image: Image) -> Iterator[Path]:
@@ -156,18 +158,16 @@ class MasterCache:
         """Evict unpinned files until ``size`` fits; True when it does (or nothing is left)."""
         if self._used() + size <= self._capacity:
             return True
-        for image_id, entry in list(self._entries.items()):
-            if entry.path is not None and entry.pins == 0:
-                entry.path.unlink(missing_ok=True)
-                del self._entries[image_id]
-                if self._used() + size <= self._capacity:
-                    return True
+        idle = [
+            (self._needs[image_id] > 0, image_id)
+            for image_id, entry in self._entries.items()
+            if entry.path is not None and entry.pins == 0
+        ]
+        for _, image_id in sorted(idle):  # what no region still plans goes first
+            entry = self._entries.pop(image_id)
+            assert entry.path is not None
+            entry.path.unlink(missing_ok=True)
+            if self._used() + size <= self._capacity:
+                return True
         # Larger than the whole cache: fetch it once nothing else is held.
         return not self._entries
-
-    def _drop_unneeded(self, image_id: str) -> None:
-        entry = self._entries.get(image_id)
-        if entry and entry.path is not None and entry.pins == 0 and self._needs[image_id] == 0:
-            entry.path.unlink(missing_ok=True)
-            del self._entries[image_id]
-            self._lock.notify_all()
