@@ -211,7 +211,7 @@ def test_status_shows_every_job_ok_and_every_service_healthy(appliance):
     with urllib.request.urlopen(f"http://localhost:{STATUS_PORT}/status.json", timeout=10) as r:
         report = json.load(r)
     jobs = {job["job"]: job["last_run"] for job in report["jobs"]}
-    assert set(jobs) == {"image-sync", "bdii-publish", "caso-extract", "apel-send"}
+    assert set(jobs) == {"image-sync", "bdii-publish", "caso-extract", "apel-send", "region-sync"}
     for name, last in jobs.items():
         assert last["outcome"] == "ok", (name, last)
         assert last["summary"].startswith(("cloudkeeper-sync ok", name)), last  # one summary line
@@ -285,7 +285,9 @@ def test_each_service_reads_its_own_copy_of_its_secrets(engine, appliance):
     )
     assert code == 0, listing
     # Owned by the user each section's service image runs as.
-    expected_owner = {s: str(by_section(s).uid) for s in ("images", "bdii", "accounting")}
+    expected_owner = {
+        s: str(by_section(s).uid) for s in ("images", "bdii", "accounting", "regions")
+    }
     copies = [line.split() for line in listing.decode().splitlines()]
     assert {path.split("/")[1] for _, _, path in copies} == set(expected_owner)
     for mode, owner, path in copies:
