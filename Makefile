@@ -16,7 +16,7 @@ CONTRACT := common/src/fedcloud_common appliance/src/fedcloud_appliance/config \
             services/cloudkeeper/src/fedcloud_cloudkeeper/spool.py \
             services/bdii/src/fedcloud_bdii/config.py services/bdii/src/fedcloud_bdii/domain.py \
             services/bdii/src/fedcloud_bdii/cli.py \
-            services/accounting/src/fedcloud_accounting
+            services/accounting/src/fedcloud_accounting services/glancesync/src/fedcloud_glancesync
 BENCHES := $(patsubst bench/%/run,bench-%,$(wildcard bench/*/run))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 

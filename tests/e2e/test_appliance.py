@@ -143,6 +143,30 @@ def test_the_image_list_is_in_glance_shared_with_the_vo_project(glance):
         assert vo_project.id in members, image.name
 
 
+def test_the_demo_images_are_synced_to_region_two_and_the_second_cloud(appliance, engine):
+    """The regions section of the demo: region-sync copied what image-sync put in RegionOne."""
+    config = openstack.config.OpenStackConfig(config_files=[str(STATE / "clouds.yaml")])
+    master = openstack.connection.Connection(config=config.get_one(cloud="fedcloud-demo"))
+    expected = {
+        i.name: i.checksum for i in master.image.images(tag="fedcloud-appliance")
+        if i.status == "active"
+    }  # fmt: skip
+    assert set(expected) == DEMO_IMAGES
+    for cloud, region in (("fedcloud-demo", "RegionTwo"), ("fedcloud-demo-b", "RegionOne")):
+        conn = openstack.connection.Connection(
+            config=config.get_one(cloud=cloud, region_name=region)
+        )
+        copies = {
+            i.name: i.checksum
+            for i in conn.image.images(owner=conn.current_project_id)
+            if i.status == "active"
+        }
+        assert copies == expected, (cloud, region)
+    code, text = appliance_cli(engine, "status")
+    assert code == 0
+    assert "RegionTwo" in text and "cloudb:RegionOne" in text
+
+
 def test_the_site_bdii_publishes_the_images_and_flavors(appliance):
     images = ldapsearch(BDII_PORT, "GLUE2CloudComputingImage", "GLUE2EntityName")
     for name in DEMO_IMAGES:
@@ -187,7 +211,7 @@ def test_status_shows_every_job_ok_and_every_service_healthy(appliance):
     with urllib.request.urlopen(f"http://localhost:{STATUS_PORT}/status.json", timeout=10) as r:
         report = json.load(r)
     jobs = {job["job"]: job["last_run"] for job in report["jobs"]}
-    assert set(jobs) == {"image-sync", "bdii-publish", "caso-extract", "apel-send"}
+    assert set(jobs) == {"image-sync", "bdii-publish", "caso-extract", "apel-send", "region-sync"}
     for name, last in jobs.items():
         assert last["outcome"] == "ok", (name, last)
         assert last["summary"].startswith(("cloudkeeper-sync ok", name)), last  # one summary line
@@ -261,7 +285,9 @@ def test_each_service_reads_its_own_copy_of_its_secrets(engine, appliance):
     )
     assert code == 0, listing
     # Owned by the user each section's service image runs as.
-    expected_owner = {s: str(by_section(s).uid) for s in ("images", "bdii", "accounting")}
+    expected_owner = {
+        s: str(by_section(s).uid) for s in ("images", "bdii", "accounting", "regions")
+    }
     copies = [line.split() for line in listing.decode().splitlines()]
     assert {path.split("/")[1] for _, _, path in copies} == set(expected_owner)
     for mode, owner, path in copies:

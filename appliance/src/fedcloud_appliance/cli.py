@@ -16,14 +16,16 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 
-from fedcloud_appliance import connect, jobs, loader, metrics, render, status, web
-from fedcloud_appliance.config import ApplianceConfig
+from fedcloud_appliance import connect, jobs, loader, metrics, regionapi, render, status, web
+from fedcloud_appliance.config import ApplianceConfig, glancesync_ini
 from fedcloud_appliance.docker_run import DockerRunner
 from fedcloud_appliance.history import History
 from fedcloud_appliance.migrate import command as migrate_command
@@ -33,6 +35,7 @@ from fedcloud_appliance.swarm_run import SwarmRunner, in_swarm_task
 from fedcloud_common import settings
 from fedcloud_common.errors import ConfigError
 from fedcloud_common.settings.cloudkeeper import CloudkeeperSettings
+from fedcloud_common.settings.glancesync import GlanceSyncSettings
 
 LOG = logging.getLogger("appliance")
 
@@ -151,11 +154,19 @@ def _appliance(config: ApplianceConfig, args: argparse.Namespace) -> status.Appl
         except ConfigError:
             rendered = CloudkeeperSettings()
         state_dir = rendered.state_dir
+    region_state = None
+    if config.regions.enabled:
+        try:
+            sync = settings.load(GlanceSyncSettings, _render_dir(args) / "glancesync.json")
+            region_state = sync.state_dir
+        except ConfigError:
+            region_state = GlanceSyncSettings.model_fields["state_dir"].default
     return status.Appliance(
         site=config.site.name,
         host=config.site.hostname,
         image_state_dir=state_dir,
         image_lists=tuple(lst.name for lst in config.images.lists if lst.enabled),
+        region_state_dir=region_state,
     )
 
 
@@ -231,6 +242,35 @@ def _config_problem(
     return status.config_problem(problem[0], client, project)
 
 
+def _region_api(
+    config: ApplianceConfig, supervisor: Supervisor, appliance: status.Appliance
+) -> Callable[[str, str, Any], tuple[int, bytes]] | None:
+    """region-sync's REST API, when regions and its api are enabled."""
+    regions = config.regions
+    if not (regions.enabled and regions.api) or appliance.region_state_dir is None:
+        return None
+    auth_url = master_auth_url(config)
+    if auth_url is None:
+        LOG.warning("region API off: the master's credentials name no auth_url (clouds.yaml)")
+        return None
+
+    def start(region: str) -> tuple[str, str, str]:
+        record = supervisor.run_job("region-sync", args=(region,))
+        return record.outcome, record.summary, record.reason
+
+    keystone = regionapi.Keystone(auth_url, verify=str(config.outbound.ca_bundle or "") or True)
+    return regionapi.handler(regionapi.RegionApi(keystone, start, appliance.region_state_dir))
+
+
+def master_auth_url(config: ApplianceConfig) -> str | None:
+    """The Keystone the region API validates tokens with: the sync master's."""
+    regions = config.regions
+    if regions.glancesync_conf is not None:
+        return glancesync_ini.read(regions.glancesync_conf).targets["master"].auth_url
+    auth = (regions.master.openstack if regions.master else None) or config.openstack
+    return str(auth.auth_url) if auth and auth.auth_url else None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -248,6 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         STATUS_PORT_IN_CONTAINER,
         lambda: status.collect(supervisor, client, project, appliance),
         metrics=metrics.ApplianceMetrics(supervisor, appliance).exposition,
+        api=_region_api(config, supervisor, appliance),
     )
     if client is not None:
         # Exited job containers no recorded run will follow (left by a crash):

@@ -27,6 +27,7 @@ VOLUMES = {
     "caso_state": Mount("caso_state", "/var/spool/caso", read_only=False),
     "bdii_resource_state": Mount("bdii_resource_state", "/var/lib/fedcloud-bdii", read_only=False),
     "image_spool": Mount("image_spool", "/var/spool/cloudkeeper", read_only=False),
+    "region_state": Mount("region_state", "/var/lib/fedcloud-glancesync", read_only=False),
 }
 DEFAULT_PROJECT = "fedcloud-appliance"
 # How long image-sync waits for cloudkeeper-os to apply what it queued.
@@ -79,6 +80,18 @@ KINDS = (
         lambda config: config.bdii.schedule,
         after="image-sync",
         timeout=datetime.timedelta(minutes=20),
+    ),
+    JobKind(
+        "region-sync",
+        "regions",
+        "glancesync",
+        # Every configured region, `parallelism` at a time; status.json and
+        # one log per region and run in the region_state volume.
+        ("fedcloud-glancesync", "-c", f"{RENDERED}/glancesync.json", "sync", "--parallel"),
+        ("config", "region_state"),
+        lambda config: config.regions.schedule,
+        after="image-sync",
+        timeout=datetime.timedelta(hours=6),
     ),
     JobKind(
         "caso-extract",

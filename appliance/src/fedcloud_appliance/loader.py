@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from fedcloud_appliance import vomap
-from fedcloud_appliance.config import DEFAULT_PATH, ApplianceConfig, VoMapping
+from fedcloud_appliance.config import DEFAULT_PATH, ApplianceConfig, VoMapping, glancesync_ini
 from fedcloud_common import errors
 from fedcloud_common.errors import SecretFileError
 from fedcloud_common.secrets import read_secret
@@ -184,6 +184,18 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _check_regions(config: ApplianceConfig) -> list[str]:
+    """The GlanceSync file, read as the render step will (passwords stay unread)."""
+    regions = config.regions
+    if not regions.enabled or regions.glancesync_conf is None:
+        return []
+    try:
+        glancesync_ini.read(regions.glancesync_conf)
+    except errors.ConfigError as error:
+        return [f"regions.glancesync_conf: {error}"]
+    return []
+
+
 def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
     problems = []
     store = config.bdii.object_store
@@ -197,6 +209,14 @@ def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
         ("bdii.openstack", config.bdii.openstack),
         ("accounting.openstack", config.accounting.openstack),
         ("bdii.object_store.openstack", store.openstack if store else None),
+        (
+            "regions.master.openstack",
+            config.regions.master.openstack if config.regions.master else None,
+        ),
+        *(
+            (f"regions.targets.{name}.openstack", target.openstack)
+            for name, target in config.regions.targets.items()
+        ),
     ):
         if auth is None:
             continue
@@ -219,6 +239,7 @@ def _check_files(config: ApplianceConfig, secrets_dir: Path) -> list[str]:
                 )
         if config.images.lists_file and not config.images.lists_file.is_file():
             problems.append(f"images.lists_file: {config.images.lists_file} does not exist")
+    problems += _check_regions(config)
     if config.outbound.ca_bundle and not config.outbound.ca_bundle.is_file():
         problems.append(
             f"outbound.ca_bundle: {config.outbound.ca_bundle} does not exist; put the PEM "

@@ -76,6 +76,7 @@ def as_html(status: dict[str, Any]) -> str:
             _figures(status["figures"], status.get("images"), now),
             _jobs(status["jobs"], now),
             _images(status.get("images"), now),
+            _regions(status.get("regions")),
         ]
     parts.append(_services(status["services"]))
     return f"""<!doctype html>
@@ -285,6 +286,35 @@ def _images(images: dict[str, Any] | None, now: datetime.datetime) -> str:
         else:
             parts.append('<p class="muted">no image recorded for this list yet</p>')
     return "".join(parts) + "</section>"
+
+
+def _regions(regions: dict[str, Any] | None) -> str:
+    """region-sync's last outcome per target region."""
+    if regions is None:
+        return ""
+    parts = ['<section id="regions"><h2>Regions</h2>']
+    if not regions["regions"]:
+        problem = regions.get("error") or "the first region-sync writes its status"
+        parts.append(
+            f'<p><span class="badge never-synced">never synced</span> {_e(problem)}</p></section>'
+        )
+        return "".join(parts)
+    parts.append(
+        f'<p class="muted">last region-sync {_e(regions["finished"])}; master read ratio '
+        f"{_e(regions['master_read_ratio'])}</p>"
+    )
+    rows = [
+        f'<tr class="region {_e(r["outcome"])}"><td class="mono">{_e(r["region"])}</td>'
+        f'<td><span class="badge {_e(r["outcome"])}">{_e(r["outcome"])}</span></td>'
+        f"<td>{_e(' '.join(f'{k}={v}' for k, v in sorted(r['images'].items())) or '-')}</td>"
+        f'<td class="{"reason" if r["outcome"] != "ok" else ""}">{_e(r["reason"])}</td></tr>'
+        for r in regions["regions"]
+    ]
+    parts.append(
+        "<table><tr><th>region</th><th>outcome</th><th>images</th><th>reason</th></tr>"
+        f"{''.join(rows)}</table></section>"
+    )
+    return "".join(parts)
 
 
 def _changed(changed: str | None, now: datetime.datetime) -> str:

@@ -111,8 +111,13 @@ class Supervisor:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def run_job(self, name: str, trigger: Trigger = "manual") -> Execution:
+    def run_job(
+        self, name: str, trigger: Trigger = "manual", args: tuple[str, ...] = ()
+    ) -> Execution:
+        """Run a job now; ``args`` narrow this run (region-sync's region, from its API)."""
         spec = self.specs[name]
+        if args:
+            spec = dataclasses.replace(spec, command=(*spec.command, *args))
         record = execution.start(name, trigger)
         with self._exclusive(name) as acquired:
             if not acquired:

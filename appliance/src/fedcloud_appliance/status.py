@@ -27,6 +27,7 @@ from fedcloud_appliance.docker_run import LABEL_PREFIX
 from fedcloud_appliance.execution import Execution
 from fedcloud_appliance.scheduler import Supervisor
 from fedcloud_common.imagestatus import StatusFiles
+from fedcloud_common.regionstatus import STATUS_FILE, RunRecord
 from fedcloud_common.summary import parse_summary
 
 # Runs per job the page charts: a day of half-hourly publishes, days of syncs.
@@ -63,6 +64,8 @@ class Appliance:
     host: str | None = None
     image_state_dir: Path | None = None
     image_lists: tuple[str, ...] = ()
+    # region-sync's state directory (None while regions is not enabled).
+    region_state_dir: Path | None = None
 
 
 def collect(
@@ -85,10 +88,38 @@ def collect(
         ],
         "figures": figures(recent),
         "images": images(appliance.image_state_dir, appliance.image_lists),
+        "regions": regions(appliance.region_state_dir),
         "services": services(client, project),
     }
     report["attention"] = attention(report)
     return report
+
+
+def regions(state_dir: Path | None) -> dict[str, Any] | None:
+    """Each target region's outcome in the last region-sync (None: not enabled)."""
+    if state_dir is None:
+        return None
+    path = state_dir / STATUS_FILE
+    try:
+        record = RunRecord.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return {"finished": None, "regions": [], "master_read_ratio": None}
+    except (OSError, ValueError) as error:
+        return {"finished": None, "regions": [], "error": f"{path}: {error}"}
+    return {
+        "finished": _iso(record.finished),
+        "master_read_ratio": round(record.master_read_ratio, 2),
+        "regions": [
+            {
+                "region": r.region,
+                "outcome": r.outcome,
+                "reason": r.reason,
+                "images": r.after or r.before,
+                "done": r.done,
+            }
+            for r in record.regions
+        ],
+    }
 
 
 def _job(
@@ -127,6 +158,7 @@ def config_problem(
         "jobs": [],
         "figures": figures({}),
         "images": None,
+        "regions": None,
         "services": services(client, project),
     }
     report["attention"] = attention(report)
@@ -264,6 +296,9 @@ def attention(report: dict[str, Any]) -> list[str]:
             found.append(f"image list {image_list['list']}: {image_list['reason']}")
         if bad := image_list["counts"].get("error"):
             found.append(f"image list {image_list['list']}: {bad} image(s) in error")
+    for region in (report.get("regions") or {}).get("regions", []):
+        if region["outcome"] != "ok":
+            found.append(f"region {region['region']} {region['outcome']}: {region['reason']}")
     if quarantine := _quarantine(report["figures"]):
         found.append(f"{quarantine}: see apel-send's quarantine directory")
     return found
@@ -307,6 +342,9 @@ def as_text(status: dict[str, Any]) -> str:
     if status.get("images") is not None:
         lines.append("")
         lines += _images_text(status["images"])
+    if status.get("regions") is not None:
+        lines.append("")
+        lines += _regions_text(status["regions"])
     lines.append("")
     services_ = status["services"]
     if isinstance(services_, dict):
@@ -330,6 +368,18 @@ def _images_text(found: dict[str, Any]) -> list[str]:
             f"{image['glance_id'] or '-'}: {image['reason']}"
             for image in image_list["images"]
         ]
+    return lines
+
+
+def _regions_text(found: dict[str, Any]) -> list[str]:
+    if not found["regions"]:
+        return [f"regions: {found.get('error') or 'never synced'}"]
+    lines = [f"{'REGION':<24} {'OUTCOME':<8} IMAGES (last region-sync {found['finished']})"]
+    for region in found["regions"]:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(region["images"].items())) or "-"
+        lines.append(f"{region['region']:<24} {region['outcome']:<8} {counts}")
+        if region["reason"]:
+            lines.append(f"{'':<24} reason: {region['reason']}")
     return lines
 
 

@@ -33,12 +33,14 @@ def serve(
     collect: Callable[[], dict[str, Any]],
     host: str = "0.0.0.0",
     metrics: Callable[[], bytes] | None = None,
+    api: Callable[[str, str, Any], tuple[int, bytes]] | None = None,
 ) -> ThreadingHTTPServer:
     """Start the server in a daemon thread; returns it (``server_port``: the port bound).
 
     ``metrics`` renders /metrics; without it (the config is invalid, so
     there is nothing to measure) /metrics answers 503 and Prometheus marks
-    the target down.
+    the target down. ``api`` answers /v1/... (GET and POST): region-sync's
+    REST API (regionapi.py), which checks each caller's token itself.
     """
 
     routes: dict[str, tuple[Callable[[], bytes], str]] = {
@@ -53,8 +55,34 @@ def serve(
         def version_string(self) -> str:
             return "fedcloud-appliance"
 
+        def do_POST(self) -> None:
+            self._api("POST")
+
+        def _api(self, method: str) -> None:
+            path = self.path.split("?", 1)[0]
+            if method == "POST":  # no body is used; read what was sent, bounded
+                self.rfile.read(min(int(self.headers.get("Content-Length") or 0), 65536))
+            if api is None or not path.startswith("/v1/"):
+                self.send_error(404 if method == "GET" else 405)
+                return
+            try:
+                code, payload = api(method, path, self.headers)
+            except Exception:
+                LOG.exception("region API: %s %s failed", method, path)
+                code, payload = 500, b'{"error": "internal error; see the supervisor log"}'
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            if path.startswith("/v1/"):
+                self._api("GET")
+                return
             if path == "/metrics" and metrics is None:
                 self.send_error(503, "no metrics while the configuration is invalid (see /)")
                 return

@@ -26,6 +26,7 @@ SERVICES = {
     "cloudkeeper": Service("cloudkeeper", "images", 10030),
     "bdii": Service("bdii", "bdii", 10040),
     "accounting": Service("accounting", "accounting", 990),
+    "glancesync": Service("glancesync", "regions", 10050),
     "appliance": Service("appliance", None, None),
 }
 

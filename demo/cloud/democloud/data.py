@@ -13,6 +13,9 @@ import datetime
 import uuid
 
 REGION = "RegionOne"
+# A second region of the same Keystone with only its own Glance (port
+# 9293): a target of the appliance's multi-region image sync.
+REGION_TWO = "RegionTwo"
 DOMAIN = "Default"
 
 # uuid5 namespace for every identifier the seed invents.

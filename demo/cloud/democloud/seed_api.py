@@ -16,6 +16,7 @@ from democloud import data
 
 PORTS = {"identity": 5000, "image": 9292, "compute": 8774, "network": 9696}
 PATHS = {"compute": "/v2.1"}
+REGION_TWO_GLANCE_PORT = 9293
 SERVICE_NAMES = {"image": "glance", "compute": "nova", "network": "neutron-standin"}
 # Swift (issue 18): each project's account, as Keystone-backed sites publish it.
 PORTS["object-store"] = 8880
@@ -37,6 +38,19 @@ def seed_catalog(conn: openstack.connection.Connection) -> None:
                 url=_endpoint_url(service_type),
                 region_id=data.REGION,
             )
+
+
+def seed_second_region(conn: openstack.connection.Connection) -> None:
+    """RegionTwo: a region of this Keystone whose one service is its own Glance."""
+    conn.identity.create_region(id=data.REGION_TWO, description="image sync target")
+    service = conn.identity.find_service("glance")
+    for interface in ("public", "internal", "admin"):
+        conn.identity.create_endpoint(
+            service_id=service.id,
+            interface=interface,
+            url=f"http://127.0.0.1:{REGION_TWO_GLANCE_PORT}",
+            region_id=data.REGION_TWO,
+        )
 
 
 def seed_projects(conn: openstack.connection.Connection) -> dict[str, str]:
@@ -119,6 +133,7 @@ def main() -> int:
         region_name=data.REGION,
     )
     seed_catalog(admin)
+    seed_second_region(admin)
     project_ids = seed_projects(admin)
     user_ids = seed_users(admin, project_ids)
     with open(sys.argv[2], "w", encoding="utf-8") as ids_file:

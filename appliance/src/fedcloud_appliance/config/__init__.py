@@ -19,6 +19,7 @@ from fedcloud_appliance.config.base import Section
 from fedcloud_appliance.config.bdii import Bdii, VoMapping
 from fedcloud_appliance.config.images import Endorser, ImageList, Images
 from fedcloud_appliance.config.outbound import Outbound
+from fedcloud_appliance.config.regions import Regions, RegionsMaster, RegionTarget
 from fedcloud_appliance.config.site import Contacts, Site
 from fedcloud_appliance.config.supervisor import Supervisor
 from fedcloud_common.openstack import Credentials
@@ -35,6 +36,9 @@ __all__ = [
     "ImageList",
     "Images",
     "Outbound",
+    "RegionTarget",
+    "Regions",
+    "RegionsMaster",
     "Sender",
     "Site",
     "Supervisor",
@@ -54,6 +58,9 @@ class ApplianceConfig(Section):
     accounting: Accounting = Field(
         Accounting(enabled=False), description="accounting: cASO records, signed, to APEL"
     )
+    regions: Regions = Field(
+        Regions(), description="multi-region image sync: a master region's images elsewhere"
+    )
     outbound: Outbound = Field(
         Outbound(), description="only behind an HTTP proxy: how the appliance reaches out"
     )
@@ -68,6 +75,16 @@ class ApplianceConfig(Section):
                     f"{name} is enabled but has no OpenStack credentials: add a top-level "
                     f"'openstack' section or '{name}.openstack'"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _regions_master_can_authenticate(self) -> ApplianceConfig:
+        master = self.regions.master
+        if self.regions.enabled and master and master.openstack is None and not self.openstack:
+            raise ValueError(
+                "regions is enabled but its master has no OpenStack credentials: add a "
+                "top-level 'openstack' section or 'regions.master.openstack'"
+            )
         return self
 
     @model_validator(mode="after")

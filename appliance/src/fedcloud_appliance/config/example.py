@@ -135,6 +135,15 @@ def _field(name: str, field: FieldInfo, value: Any, depth: int, top: bool = Fals
             out.append(f"{pad}  - {entry[0].strip()}")
             out += entry[1:]
         return out
+    if isinstance(value, dict) and not value and model is not None:
+        # An empty map of sections: one commented entry with every key's default.
+        out.append(f"{pad}# {name}:")
+        out.append(f"{pad}#   NAME:")
+        for key, info in model.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            shown = "..." if info.is_required() else _scalar(_plain(default))
+            out.append(f"{pad}#     {key}: {shown}")
+        return out
     if isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel):
         out.append(f"{pad}{name}:")
         for key, item in value.items():

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from fedcloud_appliance.config import ApplianceConfig
-from fedcloud_appliance.render import accounting, bdii, cloudkeeper
+from fedcloud_appliance.render import accounting, bdii, cloudkeeper, regions
 from fedcloud_appliance.render.stage import Stage, stager
 from fedcloud_common import settings
 from fedcloud_common.files import write_atomically
@@ -34,6 +34,7 @@ RENDERERS: dict[str, Callable[[ApplianceConfig, Stage], dict[str, Any]]] = {
         f"bdii/{role}": data for role, data in bdii.bdii(config, stage).items()
     },
     "accounting": lambda config, stage: {"accounting": accounting.accounting(config, stage)},
+    "regions": lambda config, stage: {"glancesync": regions.glancesync(config, stage)},
 }
 
 
