@@ -24,6 +24,10 @@ from fedcloud_common.openstack import Credentials
 
 # The APEL outgoing spool cASO writes and the sender reads (the apel_spool volume).
 APEL_SPOOL = Path("/var/spool/apel/outgoing/openstack")
+# AMS refuses a publish over 1 MB with 413 (apel/ssm#155): stay just under it.
+MAX_MESSAGE_BYTES = 1_000_000 - 4096
+# Below this, one signed record (the certificate alone is ~2 KB) may not fit.
+MIN_MESSAGE_BYTES = 16_384
 # cASO 5.2's extractors that need nothing but Keystone credentials: VMs,
 # volumes, public IPs (its prometheus extractor needs settings of its own).
 Extractor = Literal["nova", "cinder", "neutron"]
@@ -105,6 +109,11 @@ class SendSettings(Model):
     )
     message_timeout_s: float = Field(30, gt=0, description="bound on sending one message")
     batch_size: int = Field(20, ge=1, le=100, description="messages per AMS publish call")
+    max_message_bytes: int = Field(
+        MAX_MESSAGE_BYTES,
+        ge=MIN_MESSAGE_BYTES,
+        description="largest publish request (AMS) or message (STOMP) the sender makes",
+    )
     stale_lock_s: int = Field(600, ge=0, description="locks older than this are cleared")
     min_cert_validity_h: float = Field(24, ge=0, description="refuse certs expiring sooner")
 

@@ -12,20 +12,25 @@ is where the speed over ssmsend comes from.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import requests
 
-from fedcloud_accounting.errors import DeliveryError, EndpointDownError
+from fedcloud_accounting.errors import DeliveryError, EndpointDownError, TooLargeError
 from fedcloud_accounting.transports.base import Outgoing, Transport
 from fedcloud_common.secrets import read_secret
 
-# AMS refuses publish bodies over 1 MB (apel/ssm#155): stay below it.
-MAX_PUBLISH_BYTES = 900_000
+# One message's JSON around its base64 data, as requests serialises it:
+# {"attributes": {"empaid": "<id>"}, "data": "<base64>"} and the ", " after it.
+_ENTRY_BYTES = len('{"attributes": {"empaid": ""}, "data": ""}, ')
 
 
 class AmsTransport(Transport):
-    max_batch_bytes = MAX_PUBLISH_BYTES * 3 // 4  # payloads travel base64-encoded
+    request_overhead = len('{"messages": []}')
+
+    def wire_bytes(self, message: Outgoing) -> int:
+        return 4 * -(-len(message.payload) // 3) + len(message.msg_id) + _ENTRY_BYTES
 
     def open(self) -> None:
         cfg = self.config
@@ -76,16 +81,27 @@ class AmsTransport(Transport):
                 for message in batch
             ]
         }
+        data = json.dumps(body).encode()  # what wire_bytes counts, byte for byte
         timeout = (min(10.0, self.config.message_timeout_s), self.config.message_timeout_s)
         try:
             reply = self.session.post(
-                self.publish_url, json=body, timeout=timeout, verify=self.verify
+                self.publish_url,
+                data=data,
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+                verify=self.verify,
             )
         except requests.RequestException as error:
             raise EndpointDownError(target=self.target, reason=_why(error)) from None
         if reply.status_code in (401, 403):
             raise EndpointDownError(
                 target=self.target, reason=f"HTTP {reply.status_code}: token refused"
+            )
+        if reply.status_code == 413:
+            raise TooLargeError(
+                target=self.target,
+                size=len(data),
+                reason=f"HTTP 413 {reply.text[:200]}",
             )
         if reply.status_code != 200:
             raise DeliveryError(
