@@ -242,6 +242,14 @@ def test_ams_project_and_destination_name_the_topic(site):
     assert (send.ams_project, send.destination) == ("site-tests", "cloud-records")
 
 
+@covers("sender.max_message_bytes")
+def test_max_message_bytes_bounds_what_the_sender_publishes(site):
+    assert site.render(ENABLED).send.max_message_bytes == 1_000_000 - 4096  # under AMS's 1 MB
+    assert site.render(_sender("max_message_bytes: 500000")).send.max_message_bytes == 500_000
+    assert "sender.max_message_bytes" in site.refused(_sender("max_message_bytes: 1000"))
+    # what the limit does to the messages: services/accounting/tests/test_size_limit.py
+
+
 @covers("sender.authx509_port")
 def test_authx509_port_is_where_the_token_is_asked(site):
     assert site.render(_sender("authx509_port: 9443")).send.authx509_port == 9443

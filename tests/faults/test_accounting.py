@@ -22,7 +22,7 @@ from fedcloud_accounting.extract import ExtractJob
 from fedcloud_accounting.send import SendJob
 from fedcloud_common.settings.accounting import ExtractSettings
 from fedcloud_common.summary import parse_summary
-from services.accounting.tests.apel_samples import fill
+from services.accounting.tests.apel_samples import cloud_message, fill, stored_vm_uuids, vm_uuids
 from tests.faults.conftest import spool_files
 
 
@@ -49,7 +49,8 @@ def test_the_endpoint_down_keeps_every_message_and_the_run_fails_saying_so(
     assert spool_files(spool) == before  # every message still there, none locked
     endpoint.start()
     assert SendJob(endpoint.config(spool)).run() == 0
-    assert sorted(s["empaid"] for s in endpoint.stored()) == sorted(names)
+    assert len(names) == 4
+    assert stored_vm_uuids(endpoint) == sorted(vm_uuids(cloud_message(0, 12)))
 
 
 def test_a_corrupt_apel_message_is_quarantined_the_rest_sent_and_it_stays_in_view(
@@ -67,7 +68,7 @@ def test_a_corrupt_apel_message_is_quarantined_the_rest_sent_and_it_stays_in_vie
     assert SendJob(endpoint.config(spool)).run() == 0  # a clean run ...
     outcome, counts, _ = _summary(capsys)
     assert (outcome, counts["in_quarantine"]) == ("ok", "1")  # ... keeps it in view
-    assert len(endpoint.stored()) == 2
+    assert stored_vm_uuids(endpoint) == sorted(vm_uuids(cloud_message(0, 6)))
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,8 @@ def test_a_sender_that_died_holding_a_lock_loses_nothing_the_next_run_sends_it(
     assert SendJob(endpoint.config(spool)).run() == 0
     outcome, counts, _ = _summary(capsys)
     assert (outcome, counts["sent"], counts["stale_locks"]) == ("ok", "2", "1")
-    assert sorted(s["empaid"] for s in endpoint.stored()) == sorted(names)
+    assert len(names) == 2
+    assert stored_vm_uuids(endpoint) == sorted(vm_uuids(cloud_message(0, 6)))
 
 
 def _extract_settings(tmp_path: Path, auth_url: str) -> ExtractSettings:

@@ -43,6 +43,16 @@ def fill(spool: Path, messages: int, records_per_message: int = 3) -> list[str]:
     ]
 
 
+def stored_vm_uuids(endpoint: object) -> list[str]:
+    """Every VMUUID the AMS stand-in stored, sorted, duplicates kept (to catch them)."""
+    return sorted(
+        line.split(": ", 1)[1]
+        for stored in endpoint.stored()  # type: ignore[attr-defined]
+        for line in stored["body"].splitlines()
+        if line.startswith("VMUUID: ")
+    )
+
+
 def vm_uuids(body: str) -> set[str]:
     return {line.split(": ", 1)[1] for line in body.splitlines() if line.startswith("VMUUID: ")}
 

@@ -19,13 +19,11 @@ from services.accounting.tests.apel_samples import (
     caso_spool,
     cloud_message,
     fill,
+    stored_vm_uuids,
     vm_uuids,
 )
 
-
-def received(endpoint) -> list[str]:
-    """Every VMUUID the endpoint stored, sorted, duplicates kept (to catch them)."""
-    return sorted(u for s in endpoint.stored() for u in vm_uuids(s["body"]))
+received = stored_vm_uuids
 
 
 def _body(signed: bytes) -> str:

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from fedcloud_appliance.config.base import Cron, Section
 from fedcloud_common.openstack import Credentials
-from fedcloud_common.settings.accounting import Extractor
+from fedcloud_common.settings.accounting import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, Extractor
 
 # Where the host's grid-security directory is mounted, in the supervisor and
 # in every job container alike (compose's grid_security volume).
@@ -63,6 +63,12 @@ class Sender(Section):
         None, description="the STOMP login's passcode, in a file in the secrets directory"
     )
     destination: str = Field("eu-egi-cloud-accounting", description="AMS topic or STOMP queue")
+    max_message_bytes: int = Field(
+        MAX_MESSAGE_BYTES,
+        ge=MIN_MESSAGE_BYTES,
+        description="largest publish request (AMS) or message (STOMP) sent: records are packed "
+        "and split to fit; AMS refuses over 1 MB (413), so the default is just under it",
+    )
     cert: Path = Field(
         GRID_SECURITY / "hostcert.pem",
         description="the host certificate that signs the records (under /etc/grid-security)",

@@ -42,6 +42,7 @@ def accounting(config: ApplianceConfig, stage: Stage) -> AccountingSettings:
             authx509_port=sender.authx509_port,
             ams_project=sender.ams_project,
             destination=sender.destination,
+            max_message_bytes=sender.max_message_bytes,
             token_file=staged(sender.token_file),
             stomp_ssl=sender.stomp_ssl,
             stomp_vhost=sender.stomp_vhost,
