@@ -162,11 +162,17 @@ def test_caso_schedule_is_the_extract_jobs_cron(site):
     assert specs["apel-send"].schedule == "0 */6 * * *"
 
 
-@covers("caso.extractors")
-def test_extractors_are_the_ones_caso_runs(site):
-    text = ENABLED.replace("{project_tag", "{extractors: [nova, neutron], project_tag")
-    assert site.render(text).extract.extractors == ["nova", "neutron"]
-    assert "caso.extractors" in site.refused(text.replace("neutron", "novaa"))
+@covers("caso.record_types")
+def test_record_types_are_what_caso_extracts_one_run_per_extractor(site):
+    assert site.render(ENABLED).extract.record_types == ["cloud"]
+    text = ENABLED.replace("{project_tag", "{record_types: [cloud, ip, accelerator], project_tag")
+    extract = site.render(text).extract
+    assert extract.record_types == ["cloud", "ip", "accelerator"]
+    assert extract.extractors == {"nova": ["cloud", "accelerator"], "neutron": ["ip"]}
+    assert "caso.record_types" in site.refused(text.replace("ip,", "ipv4,"))
+    refused = site.refused(text.replace("ip,", "energy,"))
+    assert "caso.record_types" in refused and "cannot write energy records" in refused
+    # what each type's run does: services/accounting/tests/test_extract.py and test_demo_cloud.py
 
 
 @covers("caso.vo_property")

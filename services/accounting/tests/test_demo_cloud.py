@@ -108,7 +108,7 @@ def test_records_for_the_seeded_servers_carry_site_vo_cpus_memory_and_wall_time(
             expected = (window_to - server.launched_at).total_seconds()
             assert abs(int(record["WallDuration"]) - expected) <= 120
     watermark = json.loads((config.state_dir / "fedcloud-watermark.json").read_text())
-    assert watermark["extracted_until"] == summary["window_to"]
+    assert watermark["extracted_until"] == {"cloud": summary["window_to"]}
 
 
 def test_explicit_projects_are_the_only_ones_accounted(demo_cloud, tmp_path, capsys):
@@ -123,17 +123,27 @@ def test_explicit_projects_are_the_only_ones_accounted(demo_cloud, tmp_path, cap
     assert set(_records(config.spool_dir)) == expected
 
 
-def test_every_configured_extractor_runs_and_one_the_cloud_lacks_fails_the_run(
+def test_an_extractor_the_cloud_lacks_fails_its_type_only_and_the_others_move_on(
     demo_cloud, tmp_path, capsys
 ):
     # the demo cloud has no Cinder: cASO's cinder extractor finds no volume endpoint
-    config = _config(demo_cloud, tmp_path, extractors=["nova", "cinder"])
+    config = _config(demo_cloud, tmp_path, record_types=["cloud", "storage"])
     assert ExtractJob(config).run() == 1
     captured = capsys.readouterr()
-    assert _summary(captured.out)["outcome"] == "failed"
+    summary = _summary(captured.out)
+    assert summary["outcome"] == "partial"
+    assert (summary["types_ok"], summary["types_failed"]) == ("cloud", "storage")
     assert "Extractor cinder: cannot extract records" in captured.err
     assert "Extractor nova" not in captured.err
-    assert not (config.state_dir / "fedcloud-watermark.json").exists()
+    marks = json.loads((config.state_dir / "fedcloud-watermark.json").read_text())
+    assert marks["extracted_until"] == {"cloud": summary["window_to"]}  # storage: not moved
+    # the next run extracts storage's whole window again, cloud's from the last run
+    assert ExtractJob(config).run() == 1
+    again = _summary(capsys.readouterr().out)
+    assert again["window_from"] == "2026-01-01T00:00:00+00:00"  # storage's, the earliest
+    assert json.loads((config.state_dir / "fedcloud-watermark.json").read_text())[
+        "extracted_until"
+    ] == {"cloud": again["window_to"]}
 
 
 @contextlib.contextmanager
@@ -186,7 +196,7 @@ def test_a_window_in_which_nova_failed_is_extracted_again_and_nothing_is_lost(
     for ended in ("demo-gpu-train", "fedcloud-batch"):
         record = records[seed.fixed_id("server", ended)]
         assert record["Status"] == "completed"
-    assert json.loads(watermark.read_text())["extracted_until"] == retried["window_to"]
+    assert json.loads(watermark.read_text())["extracted_until"] == {"cloud": retried["window_to"]}
 
     # and the window after it starts where the good run ended
     assert ExtractJob(config).run() == 0

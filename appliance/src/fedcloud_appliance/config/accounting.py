@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from fedcloud_appliance.config.base import Cron, Section
 from fedcloud_common.openstack import Credentials
-from fedcloud_common.settings.accounting import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, Extractor
+from fedcloud_common.settings.accounting import (
+    MAX_MESSAGE_BYTES,
+    MIN_MESSAGE_BYTES,
+    RecordType,
+    refuse_energy,
+)
 
 # Where the host's grid-security directory is mounted, in the supervisor and
 # in every job container alike (compose's grid_security volume).
@@ -27,8 +32,11 @@ class Caso(Section):
     """The hourly extraction: which projects cASO accounts, and from when."""
 
     schedule: Cron = Field("0 * * * *", description="when caso-extract runs (cron, UTC)")
-    extractors: list[Extractor] = Field(
-        ["nova"], min_length=1, description="what cASO accounts: nova (VMs), cinder, neutron"
+    record_types: Annotated[list[RecordType], BeforeValidator(refuse_energy)] = Field(
+        ["cloud"],
+        min_length=1,
+        description="what cASO accounts: cloud (VMs, nova), accelerator (GPUs, nova flavors), "
+        "ip (public IPs, neutron), storage (volumes, cinder); each keeps its own watermark",
     )
     vo_property: str = Field("VO", description="the project property that names its VO")
     projects: list[str] = Field(

@@ -32,7 +32,7 @@ def accounting(config: ApplianceConfig, stage: Stage) -> AccountingSettings:
             projects=caso.projects,
             project_tag=caso.project_tag,
             vo_property=caso.vo_property,
-            extractors=caso.extractors,
+            record_types=caso.record_types,
             start_date=caso.start_date,
         ),
         send=SendSettings(
