@@ -9,6 +9,7 @@ come from the tests' CA; cASO is the real ``caso-extract``.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -168,7 +169,8 @@ def test_caso_failing_on_an_unreachable_keystone_keeps_the_watermark_and_says_wh
     assert outcome == "failed"
     assert reason and "\n" not in reason
     assert counts["watermark"].startswith("2026-01-01T00:00:00")  # where it was
-    assert not (tmp_path / "state" / "fedcloud-watermark.json").exists()
+    marks = json.loads((tmp_path / "state" / "fedcloud-watermark.json").read_text())
+    assert marks["extracted_until"] == {"cloud": "2026-01-01T00:00:00+00:00"}  # not moved
     assert not QueueSimple(str(tmp_path / "spool")).count()  # no half window spooled
     for path in (tmp_path / "state").rglob("*"):
         assert path.is_dir() or b"s3cret" not in path.read_bytes(), f"password left in {path}"

@@ -136,14 +136,17 @@ def test_an_extractor_the_cloud_lacks_fails_its_type_only_and_the_others_move_on
     assert "Extractor cinder: cannot extract records" in captured.err
     assert "Extractor nova" not in captured.err
     marks = json.loads((config.state_dir / "fedcloud-watermark.json").read_text())
-    assert marks["extracted_until"] == {"cloud": summary["window_to"]}  # storage: not moved
+    assert marks["extracted_until"] == {  # storage: not moved
+        "cloud": summary["window_to"],
+        "storage": "2026-01-01T00:00:00+00:00",
+    }
     # the next run extracts storage's whole window again, cloud's from the last run
     assert ExtractJob(config).run() == 1
     again = _summary(capsys.readouterr().out)
     assert again["window_from"] == "2026-01-01T00:00:00+00:00"  # storage's, the earliest
     assert json.loads((config.state_dir / "fedcloud-watermark.json").read_text())[
         "extracted_until"
-    ] == {"cloud": again["window_to"]}
+    ] == {"cloud": again["window_to"], "storage": "2026-01-01T00:00:00+00:00"}
 
 
 @contextlib.contextmanager
@@ -183,7 +186,8 @@ def test_a_window_in_which_nova_failed_is_extracted_again_and_nothing_is_lost(
     failed = _summary(captured.out)
     assert failed["outcome"] == "failed"
     assert "Extractor nova: cannot extract records" in captured.err
-    assert not watermark.exists()
+    first = {"cloud": "2026-03-02T00:00:00+00:00"}
+    assert json.loads(watermark.read_text())["extracted_until"] == first  # not moved
     # what cASO alone would have done: its own lastrun moved past the window
     assert list((config.state_dir / "caso").glob("lastrun.*"))
 

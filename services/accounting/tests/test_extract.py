@@ -239,7 +239,8 @@ def test_job_passes_the_window_in_utc_and_keeps_it_after_a_failure(tmp_path, cap
     assert summary.startswith("caso-extract failed")
     reason = summary.partition(" -- ")[2]  # one line saying why, for the status page
     assert reason and "\n" not in reason
-    assert not (tmp_path / "state" / "fedcloud-watermark.json").exists()
+    marks = json.loads((tmp_path / "state" / "fedcloud-watermark.json").read_text())
+    assert marks == {"extracted_until": {"cloud": "2026-01-01T00:00:00+00:00"}}  # not moved
     for path in (tmp_path / "state").rglob("*"):
         assert path.is_dir() or b"s3cret" not in path.read_bytes(), f"password left in {path}"
 
@@ -374,3 +375,17 @@ def test_republish_extracts_the_window_asked_and_leaves_the_watermark(tmp_path, 
         main(["republish", "--config", str(path), "--from", "2026-03-05", "--to", "2026-03-01"])
         == 2
     )
+
+
+def test_a_first_run_that_fails_is_retried_from_the_first_date_not_treated_as_lost(
+    tmp_path, capsys
+):
+    config = _config(tmp_path, caso_command=_fake_caso(tmp_path, NOVA_DOWN_LOG))
+    (tmp_path / "state" / "caso").mkdir(parents=True)
+    assert ExtractJob(config, now=NOW).run() == 1
+    (tmp_path / "state" / "caso" / "lastrun.p1").write_text("x")  # cASO moved its own
+    retry = _config(tmp_path, caso_command=_fake_caso(tmp_path, OK_LOG))
+    assert ExtractJob(retry, now=NOW).run() == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("caso-extract ok"), summary
+    assert "window_from=2026-01-01T00:00:00+00:00" in summary

@@ -9,9 +9,10 @@ The previous content is kept beside it (``.prev``), written first, so a
 file found empty or corrupt (a full disk, a hand edit) falls back to an
 earlier point, which is always safe: records are cumulative per VM, volume
 or IP, and the repository keeps the latest per key, so a window extracted
-twice costs time, never correctness. With neither copy readable, but signs
-of earlier runs (cASO's lastrun files), extraction restarts ``recovery_days``
-back, never silently from the configured first date; the job says so.
+twice costs time, never correctness. The file is written at a new site's
+first run, so with neither copy readable but signs of earlier runs (cASO's
+lastrun files), it was lost: extraction restarts ``recovery_days`` back,
+never silently from the configured first date, and the job says so.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ class Watermark:
                 f"watermark {self.path} {why or 'is missing'}: restarted from the previous one",
             )
         if why is None and why_prev is None and not self._ran_before():
-            return Reading(dict.fromkeys(kinds, self.start))  # a new site's first run
+            # a new site's first run: written now, so a file missing later is
+            # known to be lost, even if this first run fails
+            first = dict.fromkeys(kinds, self.start)
+            write_json(self.path, _dump(first))
+            return Reading(first)
         now = self._now or datetime.datetime.now(datetime.UTC)
         restart = max(self.start, (now - self.recovery).replace(microsecond=0))
         what = why or "is missing though cASO ran before"
