@@ -30,13 +30,14 @@ CASO = str(Path(sys.executable).parent / "caso-extract")
 
 def _config(demo_cloud, tmp_path: Path, **overrides: object) -> ExtractSettings:
     password = tmp_path / "keystone-password"
-    password.write_text("fedcloudpass\n")
+    password.write_text("accountingpass\n")
     password.chmod(0o600)
     values: dict[str, object] = {
         "site_name": "DEMO-SITE",
         "openstack": {
             "auth_url": demo_cloud.auth_url,
-            "username": "fedcloud",
+            # the least-privilege account: reader on the VO projects + system reader
+            "username": "accounting",
             "password_file": password,
             "project_name": "fedcloud-ops",  # not passed on: cASO scopes each token itself
             "timeout_s": 5,
@@ -93,6 +94,8 @@ def test_records_for_the_seeded_servers_carry_site_vo_cpus_memory_and_wall_time(
         record = records[seed.fixed_id("server", server.name)]
         flavor = flavors[server.flavor]
         assert record["SiteName"] == "DEMO-SITE"
+        # the owner's real name, whatever Keystone domain it is in (cASO #108)
+        assert record["GlobalUserName"] == server.user
         assert record["MachineName"] == server.name
         assert record["FQAN"] == vos[server.project]
         assert int(record["CpuCount"]) == flavor.vcpus
@@ -220,3 +223,63 @@ def test_records_go_from_the_demo_cloud_to_the_endpoint_signed(demo_cloud, endpo
             received[record["VMUUID"]] = record
     assert received == extracted
     assert QueueSimple(str(config.spool_dir)).count() == 0
+
+
+def test_the_accounting_user_holds_reader_roles_only(demo_cloud):
+    admin = demo_cloud.connect("fedcloud-demo-admin")
+    user = admin.identity.find_user("accounting", ignore_missing=False)
+    roles = {r.id: r.name for r in admin.identity.roles()}
+    held = {
+        (roles[a.role["id"]], "system" if "system" in a.scope else "project")
+        for a in admin.identity.role_assignments(user_id=user.id)
+    }
+    assert held == {("reader", "project"), ("reader", "system")}
+
+
+def test_without_the_system_reader_role_the_run_fails_saying_so(demo_cloud, tmp_path, capsys):
+    config = _config(demo_cloud, tmp_path)
+    openstack = config.openstack.model_copy(update={"username": "accounting-noreader"})
+    config = config.model_copy(update={"openstack": openstack})
+    assert ExtractJob(config).run() == 1
+    out = capsys.readouterr().out
+    summary = _summary(out)
+    assert summary["outcome"] == "failed", out
+    assert summary["types_failed"] == "cloud"
+
+
+def test_cloud_and_accelerator_records_reach_the_endpoint_with_real_values(
+    demo_cloud, endpoint, tmp_path, capsys
+):
+    from fedcloud_accounting import messages
+
+    seed = demo_cloud.seed
+    config = _config(
+        demo_cloud, tmp_path, record_types=["cloud", "accelerator"], start_date="2026-02-20"
+    )
+    assert ExtractJob(config).run() == 0
+    assert _summary(capsys.readouterr().out)["types_ok"] == "cloud,accelerator"
+    assert SendJob(endpoint.config(config.spool_dir)).run() == 0
+    by_kind: dict[str, list[bytes]] = {}
+    for stored in endpoint.stored():
+        parsed = messages.parse(stored["body"].encode())
+        by_kind.setdefault(parsed.form.kind, []).extend(parsed.records)
+    gpu = next(s for s in seed.SERVERS if s.name == "demo-gpu-train")
+    (accelerator,) = [json.loads(r) for r in by_kind["accelerator"]]
+    assert accelerator["SiteName"] == "DEMO-SITE"
+    assert accelerator["FQAN"] == "vo.demo.example"
+    assert accelerator["AssociatedRecord"] == seed.fixed_id("server", gpu.name)
+    assert accelerator["GlobalUserName"] == gpu.user
+    assert (accelerator["Type"], accelerator["Model"], accelerator["Count"]) == (
+        "GPU",
+        "NVIDIA A100",
+        1,
+    )
+    assert (accelerator["MeasurementMonth"], accelerator["MeasurementYear"]) == (3, 2026)
+    assert accelerator["AvailableDuration"] == (gpu.terminated_at - gpu.launched_at).total_seconds()
+    cloud = {}
+    for record in by_kind["cloud"]:
+        fields = dict(line.split(": ", 1) for line in record.decode().splitlines())
+        cloud[fields["MachineName"]] = fields
+    carol = cloud["federated-notebook"]  # a user of the other Keystone domain
+    assert (carol["GlobalUserName"], carol["FQAN"]) == ("carol", "fedcloud.egi.eu")
+    assert carol["SiteName"] == "DEMO-SITE"
