@@ -56,6 +56,13 @@ class Flavor:
 
 
 @dataclasses.dataclass(frozen=True)
+class FloatingIp:
+    project: str
+    address: str
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
 class Server:
     name: str
     project: str
@@ -170,4 +177,12 @@ SERVERS = (
     ),
     # a user of the other domain, still running
     Server("federated-notebook", "vo-fedcloud", "carol", "m1.small", _utc(2026, 5, 4, 10, 0)),
+)
+
+# Public IPs the Neutron stand-in lists for their project (cASO's ip records).
+FLOATING_IPS = (
+    FloatingIp("vo-demo", "203.0.113.10", _utc(2026, 1, 5, 8, 5)),
+    FloatingIp("vo-demo", "203.0.113.11", _utc(2026, 2, 10, 12, 35)),
+    FloatingIp("vo-fedcloud", "203.0.113.20", _utc(2026, 1, 20, 9, 20)),
+    FloatingIp("vo-fedcloud", "2001:db8::20", _utc(2026, 1, 20, 9, 20)),
 )

@@ -8,6 +8,7 @@ hangs or is down.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import json
@@ -283,3 +284,30 @@ def test_cloud_and_accelerator_records_reach_the_endpoint_with_real_values(
     carol = cloud["federated-notebook"]  # a user of the other Keystone domain
     assert (carol["GlobalUserName"], carol["FQAN"]) == ("carol", "fedcloud.egi.eu")
     assert carol["SiteName"] == "DEMO-SITE"
+
+
+def test_public_ip_records_reach_the_endpoint_per_project_and_ip_version(
+    demo_cloud, endpoint, tmp_path, capsys
+):
+    from fedcloud_accounting import messages
+
+    seed = demo_cloud.seed
+    config = _config(demo_cloud, tmp_path, record_types=["ip"])
+    code = ExtractJob(config).run()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert _summary(captured.out)["types_ok"] == "ip"
+    assert SendJob(endpoint.config(config.spool_dir)).run() == 0
+    found = collections.Counter()
+    for stored in endpoint.stored():
+        parsed = messages.parse(stored["body"].encode())
+        assert parsed.form.kind == "ip"
+        for record in parsed.records:
+            fields = json.loads(record)
+            assert fields["SiteName"] == "DEMO-SITE"
+            found[fields["FQAN"], fields["IPVersion"]] += fields["IPCount"]
+    vos = {p.name: p.vo for p in seed.PROJECTS}
+    expected = collections.Counter(
+        (vos[f.project], 6 if ":" in f.address else 4) for f in seed.FLOATING_IPS
+    )
+    assert found == expected
