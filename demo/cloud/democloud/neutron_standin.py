@@ -41,7 +41,7 @@ def token_project(token: str) -> str | None:
         f"{KEYSTONE}/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token}
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - fixed URL
+        with urllib.request.urlopen(request, timeout=5) as reply:
             body = json.load(reply)
     except (urllib.error.URLError, ValueError, OSError):
         return None
@@ -53,7 +53,7 @@ def project_ids(token: str) -> dict[str, str]:
     """Project name -> id, read with the caller's token (no credentials of our own)."""
     request = urllib.request.Request(f"{KEYSTONE}/auth/projects", headers={"X-Auth-Token": token})
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - fixed URL
+        with urllib.request.urlopen(request, timeout=5) as reply:
             return {p["name"]: p["id"] for p in json.load(reply).get("projects", [])}
     except (urllib.error.URLError, ValueError, OSError):
         return {}
