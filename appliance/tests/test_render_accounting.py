@@ -175,6 +175,59 @@ def test_record_types_are_what_caso_extracts_one_run_per_extractor(site):
     # what each type's run does: services/accounting/tests/test_extract.py and test_demo_cloud.py
 
 
+CASO_CONF = """\
+[DEFAULT]
+site_name = TEST-SITE
+projects = p-one, p-two
+caso_tag = egi-accounted
+vo_property = egi.eu:VO
+extractor = nova,neutron
+messengers = ssm
+
+[messenger_ssm]
+record_types = cloud,ip
+
+[accelerator]
+type_key = gpu:type
+model_key = gpu:model
+
+[keystone_auth]
+auth_type = password
+password = never-read
+"""
+
+
+@covers("caso.conf_file")
+def test_a_sites_caso_conf_fills_what_appliance_yaml_leaves_unset(site):
+    conf = site.root / "caso.conf"
+    conf.write_text(CASO_CONF)
+    text = f"""
+accounting:
+  caso: {{conf_file: {conf}, start_date: 2026-01-01}}
+"""
+    extract = site.render(text).extract
+    assert extract.projects == ["p-one", "p-two"]
+    assert extract.project_tag == "egi-accounted"
+    assert extract.vo_property == "egi.eu:VO"
+    assert extract.record_types == ["cloud", "ip"]  # nova+neutron, as messenger_ssm says
+    accelerator = {"type_key": "gpu:type", "model_key": "gpu:model"}
+    assert extract.caso_sections == {"accelerator": accelerator}  # into caso.conf: test_extract
+    assert "never-read" not in (site.out / "accounting.json").read_text()  # keystone_auth: ours
+    # appliance.yaml wins where it speaks
+    both = text.replace("{conf_file", "{vo_property: VO, record_types: [cloud], conf_file")
+    extract = site.render(both).extract
+    assert (extract.vo_property, extract.record_types) == ("VO", ["cloud"])
+    # refused at render, naming the key and the fix
+    from fedcloud_common.errors import ConfigError
+
+    conf.write_text(CASO_CONF.replace("TEST-SITE", "OTHER-SITE"))
+    with pytest.raises(ConfigError, match=r"accounting.caso.conf_file: its site_name 'OTHER-SITE'"):
+        site.render(text)
+    conf.write_text(CASO_CONF.replace("nova,neutron", "nova,prometheus"))
+    with pytest.raises(ConfigError, match="extractor prometheus is not one the appliance runs"):
+        site.render(text)
+
+
 @covers("caso.vo_property")
 def test_vo_property_is_the_project_property_caso_reads(site):
     text = ENABLED.replace("{project_tag", "{vo_property: 'egi.eu:VO', project_tag")

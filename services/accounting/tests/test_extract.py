@@ -111,6 +111,16 @@ def test_caso_conf_never_double_scopes_and_names_the_vo_property(tmp_path):
     assert parsed["ssm"]["output_path"] == str(tmp_path / "spool")
 
 
+def test_caso_conf_carries_a_sites_accelerator_and_benchmark_sections(tmp_path):
+    sections = {"accelerator": {"type_key": "gpu:type"}, "benchmark": {"name_key": "hs23"}}
+    parsed = configparser.ConfigParser(interpolation=None)
+    parsed.read_string(
+        casoconf.render(_config(tmp_path, caso_sections=sections), "nova", ["cloud"])
+    )
+    assert parsed["accelerator"]["type_key"] == "gpu:type"
+    assert parsed["benchmark"]["name_key"] == "hs23"
+
+
 def test_caso_conf_carries_the_credentials_region_ca_and_timeout(tmp_path):
     openstack = _openstack(
         tmp_path,

@@ -44,6 +44,12 @@ class Caso(Section):
     )
     project_tag: str | None = Field(None, description="also account every project with this tag")
     start_date: datetime.date | None = Field(None, description="first day a new site accounts from")
+    conf_file: Path | None = Field(
+        None,
+        description="a caso.conf the site already runs, taken as input: its projects, caso_tag, "
+        "vo_property, extractor/record_types, [accelerator] and [benchmark] apply where the "
+        "keys here are not set ([keystone_auth] is not read: the accounting credentials are)",
+    )
 
 
 class Sender(Section):
@@ -149,8 +155,10 @@ class Accounting(Section):
     def _what_caso_needs(self) -> Accounting:
         if not self.enabled:
             return self
-        if not self.caso.projects and not self.caso.project_tag:
-            raise ValueError("caso needs projects (a list of project ids) or project_tag")
+        if not self.caso.projects and not self.caso.project_tag and not self.caso.conf_file:
+            raise ValueError(
+                "caso needs projects (a list of project ids), project_tag or conf_file"
+            )
         if self.caso.start_date is None:
             raise ValueError(
                 "caso.start_date is required: the first day a new site accounts from, "

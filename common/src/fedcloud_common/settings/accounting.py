@@ -42,6 +42,8 @@ EXTRACTOR_OF: dict[str, Extractor] = {
     "ip": "neutron",
     "storage": "cinder",
 }
+# caso.conf sections a site's own file may carry into the rendered one.
+CasoSection = Literal["accelerator", "benchmark"]
 NO_ENERGY = (
     "energy: cASO 5.2's ssm messenger cannot write energy records (it raises on "
     "EnergyRecord) and APEL has no energy message; remove it from record_types"
@@ -92,6 +94,12 @@ class ExtractSettings(Model):
         for kind in self.record_types:
             runs.setdefault(EXTRACTOR_OF[kind], []).append(kind)
         return runs
+
+    caso_sections: dict[CasoSection, dict[str, str]] = Field(
+        {},
+        description="[accelerator] and [benchmark] options for caso.conf, as a site's own "
+        "caso.conf had them (flavor property names)",
+    )
 
     @model_validator(mode="after")
     def _projects_or_tag(self) -> ExtractSettings:

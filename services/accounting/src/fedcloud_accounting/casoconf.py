@@ -57,6 +57,8 @@ def render(config: ExtractSettings, extractor: Extractor, record_types: list[Rec
         "max_size": str(config.records_per_message),
     }
     parser["messenger_ssm"] = {"record_types": ",".join(record_types)}
+    for section, options in config.caso_sections.items():  # from the site's own caso.conf
+        parser[section] = options
     auth = {
         "auth_type": "password",
         "auth_url": str(ks.auth_url),
