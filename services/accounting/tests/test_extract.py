@@ -399,3 +399,19 @@ def test_a_first_run_that_fails_is_retried_from_the_first_date_not_treated_as_lo
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith("caso-extract ok"), summary
     assert "window_from=2026-01-01T00:00:00+00:00" in summary
+
+
+def test_a_failed_owner_lookup_is_set_apart_not_a_failed_run():
+    # what cASO's neutron extractor logs for every run: it looks up user None
+    log = OK_LOG + (
+        f"{P} ERROR caso.extract.openstack.base [-] 'user': KeyError: 'user'\n"
+        f"{P} ERROR caso.extract.openstack.base Traceback (most recent call last):\n"
+        f'{P} ERROR caso.extract.openstack.base   File "base.py", line 129, in '
+        "_get_keystone_user\n"
+        f"{P} ERROR caso.extract.openstack.base KeyError: 'user'\n"
+    )
+    verdict = judge(0, log)
+    assert verdict.problems() == []
+    assert verdict.user_lookups == ["'user': KeyError: 'user'"]
+    # any other error with a traceback still fails the run
+    assert judge(0, NOVA_DOWN_LOG).problems()
