@@ -16,7 +16,7 @@ REGION = "RegionOne"
 DOMAIN = "Default"
 # A second Keystone domain, as federated (EGI Check-in) users live in one of
 # their own: their resources must be accounted under their real names.
-FEDERATED_DOMAIN = "federated"
+FEDERATED_DOMAIN = "egi-checkin"  # ("federated" is reserved by Keystone)
 
 # uuid5 namespace for every identifier the seed invents.
 _NS = uuid.UUID("6c1f1c9e-3b1e-4f59-9a55-2f7e6c0d2a10")
