@@ -162,11 +162,70 @@ def test_caso_schedule_is_the_extract_jobs_cron(site):
     assert specs["apel-send"].schedule == "0 */6 * * *"
 
 
-@covers("caso.extractors")
-def test_extractors_are_the_ones_caso_runs(site):
-    text = ENABLED.replace("{project_tag", "{extractors: [nova, neutron], project_tag")
-    assert site.render(text).extract.extractors == ["nova", "neutron"]
-    assert "caso.extractors" in site.refused(text.replace("neutron", "novaa"))
+@covers("caso.record_types")
+def test_record_types_are_what_caso_extracts_one_run_per_extractor(site):
+    assert site.render(ENABLED).extract.record_types == ["cloud"]
+    text = ENABLED.replace("{project_tag", "{record_types: [cloud, ip, accelerator], project_tag")
+    extract = site.render(text).extract
+    assert extract.record_types == ["cloud", "ip", "accelerator"]
+    assert extract.extractors == {"nova": ["cloud", "accelerator"], "neutron": ["ip"]}
+    assert "caso.record_types" in site.refused(text.replace("ip,", "ipv4,"))
+    refused = site.refused(text.replace("ip,", "energy,"))
+    assert "caso.record_types" in refused and "cannot write energy records" in refused
+    # what each type's run does: services/accounting/tests/test_extract.py and test_demo_cloud.py
+
+
+CASO_CONF = """\
+[DEFAULT]
+site_name = TEST-SITE
+projects = p-one, p-two
+caso_tag = egi-accounted
+vo_property = egi.eu:VO
+extractor = nova,neutron
+messengers = ssm
+
+[messenger_ssm]
+record_types = cloud,ip
+
+[accelerator]
+type_key = gpu:type
+model_key = gpu:model
+
+[keystone_auth]
+auth_type = password
+password = never-read
+"""
+
+
+@covers("caso.conf_file")
+def test_a_sites_caso_conf_fills_what_appliance_yaml_leaves_unset(site):
+    conf = site.root / "caso.conf"
+    conf.write_text(CASO_CONF)
+    text = f"""
+accounting:
+  caso: {{conf_file: {conf}, start_date: 2026-01-01}}
+"""
+    extract = site.render(text).extract
+    assert extract.projects == ["p-one", "p-two"]
+    assert extract.project_tag == "egi-accounted"
+    assert extract.vo_property == "egi.eu:VO"
+    assert extract.record_types == ["cloud", "ip"]  # nova+neutron, as messenger_ssm says
+    accelerator = {"type_key": "gpu:type", "model_key": "gpu:model"}
+    assert extract.caso_sections == {"accelerator": accelerator}  # into caso.conf: test_extract
+    assert "never-read" not in (site.out / "accounting.json").read_text()  # keystone_auth: ours
+    # appliance.yaml wins where it speaks
+    both = text.replace("{conf_file", "{vo_property: VO, record_types: [cloud], conf_file")
+    extract = site.render(both).extract
+    assert (extract.vo_property, extract.record_types) == ("VO", ["cloud"])
+    # refused at render, naming the key and the fix
+    from fedcloud_common.errors import ConfigError
+
+    conf.write_text(CASO_CONF.replace("TEST-SITE", "OTHER-SITE"))
+    with pytest.raises(ConfigError, match=r"accounting.caso.conf_file: its site_name 'OTHER-SITE'"):
+        site.render(text)
+    conf.write_text(CASO_CONF.replace("nova,neutron", "nova,prometheus"))
+    with pytest.raises(ConfigError, match="extractor prometheus is not one the appliance runs"):
+        site.render(text)
 
 
 @covers("caso.vo_property")
@@ -240,6 +299,14 @@ def test_host_and_port_are_the_endpoints(site):
 def test_ams_project_and_destination_name_the_topic(site):
     send = site.render(_sender("ams_project: site-tests\ndestination: cloud-records")).send
     assert (send.ams_project, send.destination) == ("site-tests", "cloud-records")
+
+
+@covers("sender.max_message_bytes")
+def test_max_message_bytes_bounds_what_the_sender_publishes(site):
+    assert site.render(ENABLED).send.max_message_bytes == 1_000_000 - 4096  # under AMS's 1 MB
+    assert site.render(_sender("max_message_bytes: 500000")).send.max_message_bytes == 500_000
+    assert "sender.max_message_bytes" in site.refused(_sender("max_message_bytes: 1000"))
+    # what the limit does to the messages: services/accounting/tests/test_size_limit.py
 
 
 @covers("sender.authx509_port")

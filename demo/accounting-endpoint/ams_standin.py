@@ -6,6 +6,8 @@ HTTPS, with the real wire format:
 - ``GET /v1/service-types/ams/hosts/<host>:authx509`` on the client
   certificate port: a verified client certificate whose DN is allow-listed
   gets the token;
+- a publish request over ``--max-bytes`` (AMS's 1 MB by default) is
+  refused with 413 "Message size is too large", as AMS does;
 - ``POST /v1/projects/<project>/topics/<topic>:publish`` with the token
   (``x-api-key`` header or ``?key=``): every message is base64-decoded,
   decrypted when it is an enveloped S/MIME message and a server key is
@@ -198,6 +200,7 @@ class Standin:
         self.store = Path(args.store)
         (self.store / "rejected").mkdir(parents=True, exist_ok=True)
         self.token = args.token or secrets.token_hex(16)
+        self.max_bytes: int = args.max_bytes
         self.counter = itertools.count(len(list(self.store.glob("*.json"))))
         self.lock = threading.Lock()
         self.decrypt: tuple[x509.Certificate, object] | None = None
@@ -281,6 +284,18 @@ def _handler(standin: Standin) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length)
+            if length > standin.max_bytes:
+                # AMS's answer to a publish over its limit (apel/ssm#155)
+                return self._reply(
+                    413,
+                    {
+                        "error": {
+                            "code": 413,
+                            "message": "Message size is too large",
+                            "status": "INVALID_ARGUMENT",
+                        }
+                    },
+                )
             topic = re.fullmatch(r"/v1/projects/([^/]+)/topics/([^/]+):publish", url.path)
             if topic is None:
                 return self._reply(404, {"error": {"message": "not found"}})
@@ -324,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allowed-dns", required=True)
     parser.add_argument("--store", required=True)
     parser.add_argument("--token")
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=1_000_000,
+        help="refuse a publish request larger than this with 413, as AMS does (1 MB)",
+    )
     parser.add_argument("--decrypt-cert")
     parser.add_argument("--decrypt-key")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ come from the tests' CA; cASO is the real ``caso-extract``.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -22,7 +23,7 @@ from fedcloud_accounting.extract import ExtractJob
 from fedcloud_accounting.send import SendJob
 from fedcloud_common.settings.accounting import ExtractSettings
 from fedcloud_common.summary import parse_summary
-from services.accounting.tests.apel_samples import fill
+from services.accounting.tests.apel_samples import cloud_message, fill, stored_vm_uuids, vm_uuids
 from tests.faults.conftest import spool_files
 
 
@@ -49,7 +50,8 @@ def test_the_endpoint_down_keeps_every_message_and_the_run_fails_saying_so(
     assert spool_files(spool) == before  # every message still there, none locked
     endpoint.start()
     assert SendJob(endpoint.config(spool)).run() == 0
-    assert sorted(s["empaid"] for s in endpoint.stored()) == sorted(names)
+    assert len(names) == 4
+    assert stored_vm_uuids(endpoint) == sorted(vm_uuids(cloud_message(0, 12)))
 
 
 def test_a_corrupt_apel_message_is_quarantined_the_rest_sent_and_it_stays_in_view(
@@ -67,7 +69,7 @@ def test_a_corrupt_apel_message_is_quarantined_the_rest_sent_and_it_stays_in_vie
     assert SendJob(endpoint.config(spool)).run() == 0  # a clean run ...
     outcome, counts, _ = _summary(capsys)
     assert (outcome, counts["in_quarantine"]) == ("ok", "1")  # ... keeps it in view
-    assert len(endpoint.stored()) == 2
+    assert stored_vm_uuids(endpoint) == sorted(vm_uuids(cloud_message(0, 6)))
 
 
 @pytest.mark.parametrize(
@@ -136,7 +138,8 @@ def test_a_sender_that_died_holding_a_lock_loses_nothing_the_next_run_sends_it(
     assert SendJob(endpoint.config(spool)).run() == 0
     outcome, counts, _ = _summary(capsys)
     assert (outcome, counts["sent"], counts["stale_locks"]) == ("ok", "2", "1")
-    assert sorted(s["empaid"] for s in endpoint.stored()) == sorted(names)
+    assert len(names) == 2
+    assert stored_vm_uuids(endpoint) == sorted(vm_uuids(cloud_message(0, 6)))
 
 
 def _extract_settings(tmp_path: Path, auth_url: str) -> ExtractSettings:
@@ -166,7 +169,8 @@ def test_caso_failing_on_an_unreachable_keystone_keeps_the_watermark_and_says_wh
     assert outcome == "failed"
     assert reason and "\n" not in reason
     assert counts["watermark"].startswith("2026-01-01T00:00:00")  # where it was
-    assert not (tmp_path / "state" / "fedcloud-watermark.json").exists()
+    marks = json.loads((tmp_path / "state" / "fedcloud-watermark.json").read_text())
+    assert marks["extracted_until"] == {"cloud": "2026-01-01T00:00:00+00:00"}  # not moved
     assert not QueueSimple(str(tmp_path / "spool")).count()  # no half window spooled
     for path in (tmp_path / "state").rglob("*"):
         assert path.is_dir() or b"s3cret" not in path.read_bytes(), f"password left in {path}"

@@ -17,6 +17,9 @@ REGION = "RegionOne"
 # 9293): a target of the appliance's multi-region image sync.
 REGION_TWO = "RegionTwo"
 DOMAIN = "Default"
+# A second Keystone domain, as federated (EGI Check-in) users live in one of
+# their own: their resources must be accounted under their real names.
+FEDERATED_DOMAIN = "egi-checkin"  # ("federated" is reserved by Keystone)
 
 # uuid5 namespace for every identifier the seed invents.
 _NS = uuid.UUID("6c1f1c9e-3b1e-4f59-9a55-2f7e6c0d2a10")
@@ -41,6 +44,7 @@ class User:
     project: str
     roles: dict[str, tuple[str, ...]]  # project name -> role names
     system_roles: tuple[str, ...] = ()
+    domain: str = DOMAIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +56,13 @@ class Flavor:
     is_public: bool = True
     extra_specs: dict[str, str] = dataclasses.field(default_factory=dict)
     access: tuple[str, ...] = ()  # projects granted a private flavor
+
+
+@dataclasses.dataclass(frozen=True)
+class FloatingIp:
+    project: str
+    address: str
+    created_at: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +109,24 @@ USERS = (
         {"fedcloud-ops": ("admin",), **{p: ("member",) for p in VO_PROJECTS}},
         system_roles=("reader",),
     ),
+    # Accounting's own account, least privilege: reader on each accounted
+    # project (servers, usage, flavors, images) and the system reader role
+    # (cASO lists the tagged projects and looks users up system-scoped);
+    # no admin, no member anywhere.
+    User(
+        "accounting",
+        "accountingpass",
+        "vo-demo",
+        {p: ("reader",) for p in VO_PROJECTS},
+        system_roles=("reader",),
+    ),
+    # The same without the system role: cASO cannot list projects with it.
+    User("accounting-noreader", "accountingpass", "vo-demo", {p: ("reader",) for p in VO_PROJECTS}),
     User("alice", "alicepass", "vo-demo", {"vo-demo": ("member",)}),
     User("bob", "bobpass", "vo-fedcloud", {"vo-fedcloud": ("member",)}),
+    User(
+        "carol", "carolpass", "vo-fedcloud", {"vo-fedcloud": ("member",)}, domain=FEDERATED_DOMAIN
+    ),
 )
 
 FLAVORS = (
@@ -117,6 +144,11 @@ FLAVORS = (
             "gpu_vendor": "NVIDIA",
             "gpu_model": "A100",
             "gpu_memory": "40960",
+            # what cASO's accelerator records read ([accelerator] *_key)
+            "Accelerator:Type": "GPU",
+            "Accelerator:Vendor": "NVIDIA",
+            "Accelerator:Model": "A100",
+            "Accelerator:Number": "1",
         },
         access=("vo-demo",),
     ),
@@ -147,4 +179,14 @@ SERVERS = (
         _utc(2026, 4, 1, 0, 0),
         terminated_at=_utc(2026, 4, 2, 0, 0),
     ),
+    # a user of the other domain, still running
+    Server("federated-notebook", "vo-fedcloud", "carol", "m1.small", _utc(2026, 5, 4, 10, 0)),
+)
+
+# Public IPs the Neutron stand-in lists for their project (cASO's ip records).
+FLOATING_IPS = (
+    FloatingIp("vo-demo", "203.0.113.10", _utc(2026, 1, 5, 8, 5)),
+    FloatingIp("vo-demo", "203.0.113.11", _utc(2026, 2, 10, 12, 35)),
+    FloatingIp("vo-fedcloud", "203.0.113.20", _utc(2026, 1, 20, 9, 20)),
+    FloatingIp("vo-fedcloud", "2001:db8::20", _utc(2026, 1, 20, 9, 20)),
 )

@@ -87,12 +87,15 @@ def seed_users(
         if name not in roles:
             roles[name] = conn.identity.create_role(name=name)
     user_ids = {}
+    domains = {d.name: d.id for d in conn.identity.domains()}
     for user in data.SERVICE_USERS + data.USERS:
+        if user.domain not in domains:
+            domains[user.domain] = conn.identity.create_domain(name=user.domain).id
         created = conn.identity.create_user(
             name=user.name,
             password=user.password,
             default_project_id=project_ids[user.project],
-            domain_id=conn.identity.find_domain("default").id,
+            domain_id=domains[user.domain],
         )
         user_ids[user.name] = created.id
         for project, role_names in user.roles.items():

@@ -91,6 +91,7 @@ class Endpoint:
     authx509_port: int
     decrypt: bool = False
     token: str | None = None
+    max_bytes: int | None = None
     process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -114,6 +115,8 @@ class Endpoint:
         ]
         if self.token:
             command += ["--token", self.token]
+        if self.max_bytes:
+            command += ["--max-bytes", str(self.max_bytes)]
         if self.decrypt:
             command += [
                 "--decrypt-cert",

@@ -11,10 +11,25 @@ from pathlib import Path
 import pytest
 from dirq.QueueSimple import QueueSimple
 
-from fedcloud_accounting import smime
+from fedcloud_accounting import messages, smime
 from fedcloud_accounting.send import SendJob, problem_with
 from fedcloud_accounting.transports.noop import NoopTransport
-from services.accounting.tests.apel_samples import cloud_message, fill, vm_uuids
+from services.accounting.tests.apel_samples import (
+    caso_records,
+    caso_spool,
+    cloud_message,
+    fill,
+    stored_vm_uuids,
+    vm_uuids,
+)
+
+received = stored_vm_uuids
+
+
+def _body(signed: bytes) -> str:
+    """The APEL text inside a message signed with ``-text`` (test-side reading)."""
+    text = signed.replace(b"\r\n", b"\n").decode()
+    return text.split("Content-Type: text/plain\n\n", 1)[1]
 
 
 def _spool_files(spool: Path) -> dict[str, bytes]:
@@ -29,8 +44,9 @@ def test_every_message_arrives_signed_by_the_host_and_leaves_the_spool(endpoint,
     out = captured.out.strip().splitlines()[-1]
     assert code == 0, captured.err
     assert out.startswith("apel-send ok sent=5 kept=0 quarantined=0")
+    assert "messages=1 records=15" in out  # five small spool messages packed into one
     stored = endpoint.stored()
-    assert len(stored) == 5
+    assert len(stored) == 1
     assert {s["signer"] for s in stored} == {
         "/DC=org/DC=test/O=Appliance/CN=accounting.appliance.test"
     }
@@ -101,7 +117,7 @@ def test_encrypted_messages_decrypt_with_openssl_and_reach_a_decrypting_endpoint
     endpoint.decrypt = True
     endpoint.start()
     assert SendJob(config).run() == 0
-    assert len(endpoint.stored()) == 2
+    assert received(endpoint) == sorted(vm_uuids(cloud_message(0, 6)))
 
 
 def test_endpoint_down_keeps_everything_and_the_next_run_delivers(endpoint, tmp_path, capsys):
@@ -117,12 +133,13 @@ def test_endpoint_down_keeps_everything_and_the_next_run_delivers(endpoint, tmp_
     assert not list(spool.glob("*/*.lck")), "nothing may stay locked"
     endpoint.start()
     assert SendJob(endpoint.config(spool)).run() == 0
-    assert sorted(s["empaid"] for s in endpoint.stored()) == sorted(names)
+    assert len(names) == 4
+    assert received(endpoint) == sorted(vm_uuids(cloud_message(0, 12)))
 
 
 def test_endpoint_dying_mid_run_keeps_the_unsent_rest(endpoint, tmp_path, capsys):
     spool = tmp_path / "spool"
-    fill(spool, 6)
+    fill(spool, 6, records_per_message=20)
 
     class DiesAfterOne(NoopTransport):
         max_batch = 1
@@ -134,11 +151,17 @@ def test_endpoint_dying_mid_run_keeps_the_unsent_rest(endpoint, tmp_path, capsys
                 raise EndpointDownError(target="test", reason="connection reset")
             super().send(batch)
 
-    config = endpoint.config(spool)
-    assert SendJob(config, transport=DiesAfterOne(config)).run() == 1
-    assert "apel-send partial sent=1 kept=5" in capsys.readouterr().out
+    # a limit that holds about one spool message per APEL message
+    config = endpoint.config(spool, max_message_bytes=20_000)
+    dying = DiesAfterOne(config)
+    assert SendJob(config, transport=dying).run() == 1
+    out = capsys.readouterr().out
+    # one message went: two spool messages whole, a third in part (rewritten to its rest)
+    assert "apel-send partial sent=2 kept=4" in out and "messages=1 " in out, out
     assert SendJob(config).run() == 0
-    assert len(endpoint.stored()) == 5
+    first = [u for m in dying.sent for u in vm_uuids(_body(m.payload))]
+    # every record once: the first run's message, then the rest, nothing twice
+    assert sorted(first + received(endpoint)) == sorted(vm_uuids(cloud_message(0, 120)))
 
 
 @pytest.mark.parametrize(
@@ -185,7 +208,8 @@ def test_corrupt_message_is_quarantined_and_the_others_sent(endpoint, tmp_path, 
     quarantined = tmp_path / "quarantine" / corrupt.replace("/", "-")
     assert quarantined.read_bytes().startswith(b"\xff\xfe")
     assert "not UTF-8" in Path(f"{quarantined}.error").read_text()
-    assert len(endpoint.stored()) == 4
+    twice = list(vm_uuids(cloud_message(0, 6))) * 2  # fill() numbers each call from 0
+    assert received(endpoint) == sorted(twice)
     assert queue.count() == 0
     assert "in_quarantine=1" in summary
     assert summary.endswith(f"-- quarantined {corrupt} (not UTF-8 (invalid start byte at byte 0)) "
@@ -216,7 +240,7 @@ def test_stale_locks_are_cleared_and_their_messages_sent(endpoint, tmp_path, cap
     assert SendJob(endpoint.config(spool)).run() == 1
     summary = capsys.readouterr().out
     assert "sent=2 kept=1" in summary and "stale_locks=1" in summary
-    assert {s["empaid"] for s in endpoint.stored()} == {names[0], names[2]}
+    assert received(endpoint) == sorted(vm_uuids(cloud_message(0, 3) + cloud_message(6, 3)))
 
 
 @pytest.mark.parametrize(
@@ -226,17 +250,23 @@ def test_stale_locks_are_cleared_and_their_messages_sent(endpoint, tmp_path, cap
         (b"APEL-cloud-message: v0.4\nSiteName: X\n", "lacking VMUUID"),
         (b'{"Type": "something else"}', "unknown JSON message type"),
         (b"random text", "unknown header"),
-        (b"APEL-cloud-message: v0.4\n" + b"x" * 800_000, "1 MB limit"),
+        (b'{"Type": "APEL Public IP message", "UsageRecords": []}', "without UsageRecords"),
+        (b"<sr:StorageUsageRecords xmlns:sr='x'></sr:StorageUsageRecords>", "not a StAR"),
     ],
 )
 def test_messages_apel_would_never_accept_are_recognised(body, problem):
     assert problem in (problem_with(body) or "")
 
 
-def test_what_caso_writes_is_sendable():
-    assert problem_with(cloud_message(0, 100).encode()) is None
-    ip = b'{"Type": "APEL Public IP message", "Version": "0.2", "UsageRecords": []}'
-    assert problem_with(ip) is None
+@pytest.mark.parametrize("kind", ["cloud", "ip", "accelerator", "storage"])
+def test_what_caso_writes_is_sendable(kind, tmp_path):
+    spool = tmp_path / "spool"
+    (name,) = caso_spool(spool, caso_records(kind, 0, 5))
+    body = (spool / name).read_bytes()
+    assert problem_with(body) is None
+    parsed = messages.parse(body)
+    assert parsed.form.kind == kind and len(parsed.records) == 5
+    assert parsed.form.build(parsed.records) == body  # rebuilt byte for byte
 
 
 def test_a_static_token_file_replaces_the_certificate_token_call(endpoint, tmp_path):
@@ -254,7 +284,7 @@ def test_a_static_token_file_replaces_the_certificate_token_call(endpoint, tmp_p
     assert QueueSimple(str(spool)).count() == 2
     token.write_text("static-token-for-this-site\n")
     assert SendJob(config).run() == 0
-    assert len(endpoint.stored()) == 2
+    assert received(endpoint) == sorted(vm_uuids(cloud_message(0, 6)))
 
 
 def _standin_module():

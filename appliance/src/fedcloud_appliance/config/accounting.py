@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from fedcloud_appliance.config.base import Cron, Section
 from fedcloud_common.openstack import Credentials
-from fedcloud_common.settings.accounting import Extractor
+from fedcloud_common.settings.accounting import (
+    MAX_MESSAGE_BYTES,
+    MIN_MESSAGE_BYTES,
+    RecordType,
+    refuse_energy,
+)
 
 # Where the host's grid-security directory is mounted, in the supervisor and
 # in every job container alike (compose's grid_security volume).
@@ -27,8 +32,11 @@ class Caso(Section):
     """The hourly extraction: which projects cASO accounts, and from when."""
 
     schedule: Cron = Field("0 * * * *", description="when caso-extract runs (cron, UTC)")
-    extractors: list[Extractor] = Field(
-        ["nova"], min_length=1, description="what cASO accounts: nova (VMs), cinder, neutron"
+    record_types: Annotated[list[RecordType], BeforeValidator(refuse_energy)] = Field(
+        ["cloud"],
+        min_length=1,
+        description="what cASO accounts: cloud (VMs, nova), accelerator (GPUs, nova flavors), "
+        "ip (public IPs, neutron), storage (volumes, cinder); each keeps its own watermark",
     )
     vo_property: str = Field("VO", description="the project property that names its VO")
     projects: list[str] = Field(
@@ -36,6 +44,12 @@ class Caso(Section):
     )
     project_tag: str | None = Field(None, description="also account every project with this tag")
     start_date: datetime.date | None = Field(None, description="first day a new site accounts from")
+    conf_file: Path | None = Field(
+        None,
+        description="a caso.conf the site already runs, taken as input: its projects, caso_tag, "
+        "vo_property, extractor/record_types, [accelerator] and [benchmark] apply where the "
+        "keys here are not set ([keystone_auth] is not read: the accounting credentials are)",
+    )
 
 
 class Sender(Section):
@@ -63,6 +77,12 @@ class Sender(Section):
         None, description="the STOMP login's passcode, in a file in the secrets directory"
     )
     destination: str = Field("eu-egi-cloud-accounting", description="AMS topic or STOMP queue")
+    max_message_bytes: int = Field(
+        MAX_MESSAGE_BYTES,
+        ge=MIN_MESSAGE_BYTES,
+        description="largest publish request (AMS) or message (STOMP) sent: records are packed "
+        "and split to fit; AMS refuses over 1 MB (413), so the default is just under it",
+    )
     cert: Path = Field(
         GRID_SECURITY / "hostcert.pem",
         description="the host certificate that signs the records (under /etc/grid-security)",
@@ -135,8 +155,10 @@ class Accounting(Section):
     def _what_caso_needs(self) -> Accounting:
         if not self.enabled:
             return self
-        if not self.caso.projects and not self.caso.project_tag:
-            raise ValueError("caso needs projects (a list of project ids) or project_tag")
+        if not self.caso.projects and not self.caso.project_tag and not self.caso.conf_file:
+            raise ValueError(
+                "caso needs projects (a list of project ids), project_tag or conf_file"
+            )
         if self.caso.start_date is None:
             raise ValueError(
                 "caso.start_date is required: the first day a new site accounts from, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedcloud_appliance.config import ApplianceConfig
+from fedcloud_appliance.render.casoconf import read_caso_conf
 from fedcloud_appliance.render.stage import Stage, credentials
 from fedcloud_common.settings.accounting import AccountingSettings, ExtractSettings, SendSettings
 
@@ -25,15 +26,25 @@ def accounting(config: ApplianceConfig, stage: Stage) -> AccountingSettings:
         where = stage(path)
         return None if where is None else Path(where)
 
+    extract: dict[str, object] = {
+        "projects": caso.projects,
+        "project_tag": caso.project_tag,
+        "vo_property": caso.vo_property,
+        "record_types": caso.record_types,
+    }
+    if caso.conf_file is not None:
+        # what the site's own caso.conf says, where appliance.yaml is silent
+        given = caso.model_fields_set
+        adopted = read_caso_conf(caso.conf_file, config.site.name)
+        extract |= {k: v for k, v in adopted.items() if k not in given or k == "caso_sections"}
     return AccountingSettings(
-        extract=ExtractSettings(
-            site_name=config.site.name,
-            openstack=credentials(config.openstack_for("accounting"), stage),
-            projects=caso.projects,
-            project_tag=caso.project_tag,
-            vo_property=caso.vo_property,
-            extractors=caso.extractors,
-            start_date=caso.start_date,
+        extract=ExtractSettings.model_validate(
+            {
+                "site_name": config.site.name,
+                "openstack": credentials(config.openstack_for("accounting"), stage),
+                "start_date": caso.start_date,
+                **extract,
+            }
         ),
         send=SendSettings(
             protocol=sender.protocol,
@@ -42,6 +53,7 @@ def accounting(config: ApplianceConfig, stage: Stage) -> AccountingSettings:
             authx509_port=sender.authx509_port,
             ams_project=sender.ams_project,
             destination=sender.destination,
+            max_message_bytes=sender.max_message_bytes,
             token_file=staged(sender.token_file),
             stomp_ssl=sender.stomp_ssl,
             stomp_vhost=sender.stomp_vhost,

@@ -15,18 +15,46 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from fedcloud_common.model import Model
 from fedcloud_common.openstack import Credentials
 
 # The APEL outgoing spool cASO writes and the sender reads (the apel_spool volume).
 APEL_SPOOL = Path("/var/spool/apel/outgoing/openstack")
-# cASO 5.2's extractors that need nothing but Keystone credentials: VMs,
-# volumes, public IPs (its prometheus extractor needs settings of its own).
+# AMS refuses a publish over 1 MB with 413 (apel/ssm#155): stay just under it.
+MAX_MESSAGE_BYTES = 1_000_000 - 4096
+# Below this, one signed record (the certificate alone is ~2 KB) may not fit.
+MIN_MESSAGE_BYTES = 16_384
+# The record types cASO 5.2's ssm messenger writes, each in the form APEL
+# loads: cloud (VMs, v0.4), ip (public IPs, v0.2), accelerator (GPUs from
+# flavor properties, v0.1), storage (volumes, StAR). Energy is not among
+# them: that messenger refuses EnergyRecord ("Unexpected record format!"),
+# and APEL has no energy message form to send it in.
+RecordType = Literal["cloud", "ip", "accelerator", "storage"]
 Extractor = Literal["nova", "cinder", "neutron"]
+# The cASO extractor each record type comes from; one cASO run per extractor.
+EXTRACTOR_OF: dict[str, Extractor] = {
+    "cloud": "nova",
+    "accelerator": "nova",
+    "ip": "neutron",
+    "storage": "cinder",
+}
+# caso.conf sections a site's own file may carry into the rendered one.
+CasoSection = Literal["accelerator", "benchmark"]
+NO_ENERGY = (
+    "energy: cASO 5.2's ssm messenger cannot write energy records (it raises on "
+    "EnergyRecord) and APEL has no energy message; remove it from record_types"
+)
+
+
+def refuse_energy(value: object) -> object:
+    """A clear refusal of ``energy`` rather than a bare 'input should be ...'."""
+    if isinstance(value, list) and "energy" in value:
+        raise ValueError(NO_ENERGY)
+    return value
 
 
 class ExtractSettings(Model):
@@ -44,7 +72,12 @@ class ExtractSettings(Model):
     )
     project_tag: str | None = Field(None, description="also account every project with this tag")
     vo_property: str = Field("VO", description="the project property naming the project's VO")
-    extractors: list[Extractor] = Field(["nova"], min_length=1, description="cASO extractors")
+    record_types: Annotated[list[RecordType], BeforeValidator(refuse_energy)] = Field(
+        ["cloud"], min_length=1, description="what cASO extracts, each with its own watermark"
+    )
+    recovery_days: int = Field(
+        7, ge=1, description="how far back a lost or corrupt watermark restarts extraction"
+    )
     spool_dir: Path = Field(APEL_SPOOL, description="the APEL outgoing spool cASO writes into")
     state_dir: Path = Field(
         Path("/var/spool/caso"), description="the watermark and cASO's own lock and lastrun"
@@ -53,6 +86,20 @@ class ExtractSettings(Model):
     records_per_message: int = Field(100, ge=1, le=1000, description="records per APEL message")
     run_timeout_s: float = Field(2 * 3600, gt=0, description="kill cASO after this long")
     caso_command: list[str] = Field(["caso-extract"], description="how cASO is started")
+
+    @property
+    def extractors(self) -> dict[Extractor, list[RecordType]]:
+        """Each cASO extractor to run and the record types taken from it, in order."""
+        runs: dict[Extractor, list[RecordType]] = {}
+        for kind in self.record_types:
+            runs.setdefault(EXTRACTOR_OF[kind], []).append(kind)
+        return runs
+
+    caso_sections: dict[CasoSection, dict[str, str]] = Field(
+        {},
+        description="[accelerator] and [benchmark] options for caso.conf, as a site's own "
+        "caso.conf had them (flavor property names)",
+    )
 
     @model_validator(mode="after")
     def _projects_or_tag(self) -> ExtractSettings:
@@ -105,6 +152,11 @@ class SendSettings(Model):
     )
     message_timeout_s: float = Field(30, gt=0, description="bound on sending one message")
     batch_size: int = Field(20, ge=1, le=100, description="messages per AMS publish call")
+    max_message_bytes: int = Field(
+        MAX_MESSAGE_BYTES,
+        ge=MIN_MESSAGE_BYTES,
+        description="largest publish request (AMS) or message (STOMP) the sender makes",
+    )
     stale_lock_s: int = Field(600, ge=0, description="locks older than this are cleared")
     min_cert_validity_h: float = Field(24, ge=0, description="refuse certs expiring sooner")
 

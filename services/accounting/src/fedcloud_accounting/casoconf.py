@@ -19,13 +19,18 @@ import io
 import math
 
 from fedcloud_common.secrets import read_secret
-from fedcloud_common.settings.accounting import ExtractSettings
+from fedcloud_common.settings.accounting import Extractor, ExtractSettings, RecordType
 
 NO_TAG = "fedcloud-appliance-explicit-projects-only"
 
 
-def render(config: ExtractSettings) -> str:
-    """The caso.conf text for ``config`` (it holds the Keystone password)."""
+def render(config: ExtractSettings, extractor: Extractor, record_types: list[RecordType]) -> str:
+    """The caso.conf for one extractor's run (it holds the Keystone password).
+
+    One extractor per run, so each record type's window is judged, and its
+    watermark moved, on its own; the ssm messenger is told the types to
+    write (its default leaves out none but energy, which it cannot write).
+    """
     parser = configparser.ConfigParser(interpolation=None)
     ks = config.openstack
     assert ks.username and ks.password_file  # ExtractSettings refuses anything else
@@ -37,7 +42,7 @@ def render(config: ExtractSettings) -> str:
         # list; with no tag configured, name one that nothing carries.
         "caso_tag": config.project_tag or NO_TAG,
         "vo_property": config.vo_property,
-        "extractor": ",".join(config.extractors),
+        "extractor": extractor,
         "messengers": "ssm",
         "spooldir": str(config.state_dir / "caso"),
         "lock_path": str(config.state_dir / "caso"),
@@ -51,6 +56,9 @@ def render(config: ExtractSettings) -> str:
         "output_path": str(config.spool_dir),
         "max_size": str(config.records_per_message),
     }
+    parser["messenger_ssm"] = {"record_types": ",".join(record_types)}
+    for section, options in config.caso_sections.items():  # from the site's own caso.conf
+        parser[section] = options
     auth = {
         "auth_type": "password",
         "auth_url": str(ks.auth_url),

@@ -22,3 +22,9 @@ class DeliveryError(AccountingError):
 
 class EndpointDownError(DeliveryError):
     """The endpoint cannot be reached at all: trying further messages is pointless."""
+
+
+class TooLargeError(DeliveryError):
+    """The endpoint refused the request as too large (AMS: HTTP 413): split and resend."""
+
+    msg_fmt = "delivery to {target} failed: {size} bytes refused as too large ({reason})"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from dirq.QueueSimple import QueueSimple
 
+from fedcloud_common.files import write_atomically
+
 LOCK_SUFFIX = ".lck"
 
 
@@ -66,6 +68,22 @@ class Spool:
         shutil.copyfile(self.path / (name + LOCK_SUFFIX), target)
         Path(f"{target}.error").write_text(problem + "\n", encoding="utf-8")
         self.queue.remove(name)
+        return target
+
+    def rewrite(self, name: str, body: bytes) -> None:
+        """Replace a claimed message's content with what is still to be sent.
+
+        The element is renamed over in one step, so a crash leaves either the
+        old or the new content; the records already delivered are not kept.
+        """
+        write_atomically(self.path / name, body)
+
+    def quarantine_record(self, name: str, index: int, record: bytes, problem: str) -> Path:
+        """Set one record of a message aside (the rest of the message is sent)."""
+        target = self.quarantine_dir / f"{name.replace('/', '-')}.record{index}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, record)
+        Path(f"{target}.error").write_text(problem + "\n", encoding="utf-8")
         return target
 
     def count(self) -> int:

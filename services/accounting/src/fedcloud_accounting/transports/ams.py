@@ -1,12 +1,20 @@
-"""ARGO Messaging Service over HTTPS, the way EGI's accounting is fed.
+"""ARGO Messaging Service, through argo-ams-library (the client APEL SSM 4 uses).
 
-Wire protocol as argo-ams-library and ssmsend use it: a token from the
-``:authx509`` call (client certificate, fetched at each run, so it never
-expires between runs) unless a static token file is configured, then
-``POST /v1/projects/<project>/topics/<topic>:publish`` with base64 data and
-the ``empaid`` attribute. One kept-alive session carries the whole run and
-a publish holds up to ``batch_size`` messages: that, and signing in-process,
-is where the speed over ssmsend comes from.
+Authentication is chosen by the settings: a static token from a file
+(``token_file``, SSM's ``token:``), or the host-certificate exchange
+(``:authx509`` on ``authx509_port``), made at each run so a token never
+expires between runs.
+
+The publishes go through the library, each with the per-message timeout
+and the configured CA. The certificate exchange does not: the library's
+``auth_via_cert`` replaces the request options it is given with the
+certificate alone, so it can be given neither a timeout nor a CA, and a
+silent endpoint holds it for ever (``test_ams_library.py`` measures that).
+This module makes that one call itself, bounded, and hands the token over.
+
+What else the library costs is measured in ``bench/accounting``: it opens
+a new HTTPS connection for every publish (no session), which is why the
+sender packs records into as few publishes as the size limit allows.
 """
 
 from __future__ import annotations
@@ -15,41 +23,52 @@ import base64
 from typing import Any
 
 import requests
+from argo_ams_library import (
+    AmsConnectionException,
+    AmsException,
+    AmsServiceException,
+    ArgoMessagingService,
+)
 
-from fedcloud_accounting.errors import DeliveryError, EndpointDownError
+from fedcloud_accounting.errors import DeliveryError, EndpointDownError, TooLargeError
 from fedcloud_accounting.transports.base import Outgoing, Transport
 from fedcloud_common.secrets import read_secret
 
-# AMS refuses publish bodies over 1 MB (apel/ssm#155): stay below it.
-MAX_PUBLISH_BYTES = 900_000
+# One message's JSON around its base64 data, as the library serialises it:
+# {"attributes": {"empaid": "<id>"}, "data": "<base64>"} and the ", " after it.
+_ENTRY_BYTES = len('{"attributes": {"empaid": ""}, "data": ""}, ')
 
 
 class AmsTransport(Transport):
-    max_batch_bytes = MAX_PUBLISH_BYTES * 3 // 4  # payloads travel base64-encoded
+    request_overhead = len('{"messages": []}')
+
+    def wire_bytes(self, message: Outgoing) -> int:
+        return 4 * -(-len(message.payload) // 3) + len(message.msg_id) + _ENTRY_BYTES
 
     def open(self) -> None:
         cfg = self.config
         self.max_batch = cfg.batch_size
-        self.session = requests.Session()
         # passed on every call: requests lets REQUESTS_CA_BUNDLE override a
-        # session-level ``verify``, which would silently drop the configured CA
+        # default ``verify``, which would silently drop the configured CA
         self.verify: str | bool = str(cfg.ca_bundle) if cfg.ca_bundle else True
-        base = f"https://{cfg.host}:{cfg.port or 443}"
-        self.publish_url = f"{base}/v1/projects/{cfg.ams_project}/topics/{cfg.destination}:publish"
         self.target = f"AMS {cfg.host} topic {cfg.destination}"
         if cfg.token_file is not None:
             token = read_secret(cfg.token_file).reveal()
         else:
             token = self._token()
-        self.session.headers["x-api-key"] = token
+        # a non-empty token: the library makes no certificate call of its own
+        self.ams = ArgoMessagingService(
+            endpoint=f"{cfg.host}:{cfg.port or 443}", token=token, project=cfg.ams_project
+        )
 
     def _token(self) -> str:
+        """The host-certificate exchange, bounded in time and checked against the CA."""
         cfg = self.config
         url = (
             f"https://{cfg.host}:{cfg.authx509_port}/v1/service-types/ams/hosts/{cfg.host}:authx509"
         )
         try:
-            reply = self.session.get(
+            reply = requests.get(
                 url,
                 cert=(str(cfg.cert), str(cfg.key)),
                 timeout=cfg.message_timeout_s,
@@ -63,35 +82,34 @@ class AmsTransport(Transport):
             )
         return str(reply.json()["token"])
 
-    def close(self) -> None:
-        self.session.close()
-
     def send(self, batch: list[Outgoing]) -> None:
-        body: dict[str, Any] = {
-            "messages": [
-                {
-                    "attributes": {"empaid": message.msg_id},
-                    "data": base64.b64encode(message.payload).decode("ascii"),
-                }
-                for message in batch
-            ]
-        }
+        messages: list[dict[str, Any]] = [
+            {
+                "attributes": {"empaid": message.msg_id},
+                "data": base64.b64encode(message.payload).decode("ascii"),
+            }
+            for message in batch
+        ]
         timeout = (min(10.0, self.config.message_timeout_s), self.config.message_timeout_s)
         try:
-            reply = self.session.post(
-                self.publish_url, json=body, timeout=timeout, verify=self.verify
+            reply = self.ams.publish(
+                self.config.destination, messages, timeout=timeout, verify=self.verify
             )
-        except requests.RequestException as error:
+        except AmsConnectionException as error:
             raise EndpointDownError(target=self.target, reason=_why(error)) from None
-        if reply.status_code in (401, 403):
-            raise EndpointDownError(
-                target=self.target, reason=f"HTTP {reply.status_code}: token refused"
-            )
-        if reply.status_code != 200:
-            raise DeliveryError(
-                target=self.target, reason=f"HTTP {reply.status_code} {reply.text[:200]}"
-            )
-        ids = reply.json().get("messageIds", [])
+        except AmsServiceException as error:
+            code = getattr(error, "code", None)
+            if code in (401, 403):
+                raise EndpointDownError(
+                    target=self.target, reason=f"HTTP {code}: token refused"
+                ) from None
+            if code == 413:
+                size = self.request_overhead + sum(self.wire_bytes(m) for m in batch)
+                raise TooLargeError(target=self.target, size=size, reason=error.msg) from None
+            raise DeliveryError(target=self.target, reason=f"HTTP {code}: {error.msg}") from None
+        except AmsException as error:
+            raise DeliveryError(target=self.target, reason=_why(error)) from None
+        ids = reply.get("messageIds", []) if isinstance(reply, dict) else []
         if len(ids) != len(batch):
             raise DeliveryError(
                 target=self.target, reason=f"{len(ids)} ids for {len(batch)} messages"

@@ -25,7 +25,11 @@ class Transport(abc.ABC):
     """
 
     max_batch = 1
-    max_batch_bytes = 1 << 62
+    request_overhead = 0  # bytes a request adds around its messages
+
+    def wire_bytes(self, message: Outgoing) -> int:
+        """What ``message`` adds to a request, as the endpoint counts its size limit."""
+        return len(message.payload)
 
     def __init__(self, config: SendSettings) -> None:
         self.config = config
@@ -45,4 +49,4 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def send(self, batch: list[Outgoing]) -> None:
-        """Deliver every message of ``batch`` or raise."""
+        """Deliver every message of ``batch`` or raise (``TooLargeError`` on a size refusal)."""
