@@ -87,7 +87,7 @@ def test_a_cloudkeeper_install_becomes_lists_with_tokens_in_files_and_its_vo_pro
     )
     assert config.accounting.openstack is not None
     assert config.accounting.openstack.username == "accounting"  # cASO's own user
-    assert config.accounting.caso.extractors == ["nova", "cinder"]
+    assert config.accounting.caso.record_types == ["cloud", "accelerator", "storage"]
     assert len(config.accounting.caso.projects) == 2
     assert config.bdii.vo_map_file == tmp_path / "voms.json"
     assert (tmp_path / "voms.json").read_text() == (

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from fedcloud_appliance.migrate import Draft, ini
+from fedcloud_common.settings.accounting import EXTRACTOR_OF
 
-EXTRACTORS = {"nova", "cinder", "neutron"}
 # Read here on purpose, so not named as left over.
 DEFAULTS_READ = {"site_name", "projects", "mapping_file", "extractor", "vo_property"}
 
@@ -37,8 +37,10 @@ def read(conf: Path, voms: Path | None, draft: Draft, today: datetime.date) -> N
     projects = [p.strip() for p in (get("projects") or "").split(",") if p.strip()]
     if projects:
         caso["projects"] = projects
-    extractors = [e.strip() for e in (get("extractor") or "nova").split(",") if e.strip()]
-    caso["extractors"] = [e for e in extractors if e in EXTRACTORS] or ["nova"]
+    extractors = {e.strip() for e in (get("extractor") or "nova").split(",") if e.strip()}
+    # The record types of the old extractors (nova gives cloud and accelerator records).
+    kinds = [kind for kind, extractor in EXTRACTOR_OF.items() if extractor in extractors]
+    caso["record_types"] = kinds or ["cloud"]
     if get("vo_property"):
         caso["vo_property"] = get("vo_property")
     caso["start_date"] = today.isoformat()
