@@ -372,7 +372,7 @@ def test_the_compose_file_deploys_as_a_swarm_stack_and_its_bdii_answers(stack):
     ) as r:
         report = json.load(r)
     assert {job["job"] for job in report["jobs"]} == {
-        "image-sync", "bdii-publish", "caso-extract", "apel-send"
+        "image-sync", "bdii-publish", "caso-extract", "apel-send", "region-sync"
     }  # fmt: skip
     assert {s["service"] for s in report["services"]} == set(SERVICES)
     assert all(s["container"].startswith(f"{STACK}_") for s in report["services"])
@@ -424,9 +424,10 @@ def test_on_the_swarm_a_job_runs_as_a_swarm_job_and_does_its_work(stack, engine)
     assert not engine.containers.list(
         all=True, filters={"label": f"com.docker.swarm.service.name={job['Name']}"}
     )
-    # Its work, in the stack's own volume: the watermark the job's summary names.
+    # Its work, in the stack's own volume: the watermarks (one per record type),
+    # the earliest of which the job's summary names.
     summary = next(parsed for line in output.splitlines() if (parsed := parse_summary(line)))
-    watermark = json.loads(
+    marks = json.loads(
         engine.containers.run(
             "debian:bookworm-slim",
             ["cat", "/caso/fedcloud-watermark.json"],
@@ -434,8 +435,8 @@ def test_on_the_swarm_a_job_runs_as_a_swarm_job_and_does_its_work(stack, engine)
             remove=True,
         )
     )["extracted_until"]
-    assert watermark == summary[2]["watermark"]
-    assert datetime.datetime.fromisoformat(watermark) >= before
+    assert marks and min(marks.values()) == summary[2]["watermark"]
+    assert all(datetime.datetime.fromisoformat(mark) >= before for mark in marks.values())
 
 
 def _swarm_job_ended(job: str) -> bool:
